@@ -1,0 +1,143 @@
+"""The training objectives of CycleTrans (paper section IV-E, eq. 13-19), one function each.
+
+All functions take batched tensors and return a scalar tensor. ``LossWeights`` holds
+lambda_1..4 of eq. 19 and ``weighted_total`` applies them; ``L_id`` and ``L_me`` have weight 1.
+
+Example:
+    >>> import torch
+    >>> feats, labels = torch.randn(4, 8), torch.tensor([0, 0, 1, 1])
+    >>> metric_loss(feats, labels).shape
+    torch.Size([])
+    >>> weighted_total({"id": torch.tensor(1.0), "sep": torch.tensor(1.0)}, SYSU_WEIGHTS)
+    tensor(1.3000)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as nnf
+
+LOSS_NAMES = ("id", "me", "sep", "mmd", "rec", "aln")
+MMD_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)  # bandwidths = base x 2^{-2..2}
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """lambda_1..4 of eq. 19: weights of L_sep, L_MMD, L_rec and L_aln."""
+
+    sep: float
+    mmd: float
+    rec: float
+    aln: float
+
+    def factor(self, name: str) -> float:
+        """The weight of the loss term ``name`` (one of ``LOSS_NAMES``) in eq. 19."""
+        if name in ("id", "me"):
+            return 1.0
+        if name not in LOSS_NAMES:
+            raise ValueError(f"unknown loss term {name!r}; valid: {', '.join(LOSS_NAMES)}")
+        return getattr(self, name)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+SYSU_WEIGHTS = LossWeights(sep=0.3, mmd=0.7, rec=0.15, aln=0.2)
+REGDB_WEIGHTS = LossWeights(sep=0.2, mmd=0.8, rec=0.1, aln=0.1)
+_PRESETS = {"sysu": SYSU_WEIGHTS, "regdb": REGDB_WEIGHTS}
+
+
+def as_loss_weights(value: LossWeights | str | Mapping | Sequence[float]) -> LossWeights:
+    """Read loss weights from a ``LossWeights``, a preset name ("sysu", "regdb"), a mapping
+    with keys sep/mmd/rec/aln, or a sequence of the four values in that order."""
+    if isinstance(value, LossWeights):
+        return value
+    if isinstance(value, str):
+        if value.lower() not in _PRESETS:
+            raise ValueError(f"unknown loss-weight preset {value!r}; valid: sysu, regdb")
+        return _PRESETS[value.lower()]
+    names = ("sep", "mmd", "rec", "aln")
+    if isinstance(value, Mapping):
+        if set(value) != set(names):
+            raise ValueError(f"loss weights need exactly the keys {names}, got {sorted(value)}")
+        return LossWeights(**{k: float(value[k]) for k in names})
+    if isinstance(value, Sequence) and len(value) == 4:
+        return LossWeights(*(float(v) for v in value))
+    raise ValueError(
+        "loss_weights must be a LossWeights, 'sysu', 'regdb', a dict with keys "
+        f"sep/mmd/rec/aln or four numbers; got {value!r}"
+    )
+
+
+def identity_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Eq. 13: cross-entropy of ``logits [B,C]`` against ``labels [B]``."""
+    return nnf.cross_entropy(logits, labels)
+
+
+def metric_loss(features: torch.Tensor, labels: torch.Tensor, margin: float = 0.5) -> torch.Tensor:
+    """Eq. 14 on ``features [B,D]`` with identity ``labels [B]``:
+
+    1/B^2 sum_{i, j: y_i != y_j} [rho - d(f_i, f_j) + d(f_i, c_i) + d(f_j, c_j)]_+,
+    d Euclidean, c_i the mean feature of i's identity in the batch (both modalities).
+    """
+    B = len(features)
+    classes, inverse = labels.unique(return_inverse=True)
+    sums = features.new_zeros(len(classes), features.shape[1]).index_add(0, inverse, features)
+    counts = torch.bincount(inverse, minlength=len(classes)).to(features.dtype)
+    centres = sums / counts[:, None]  # c [P, D]
+    to_centre = torch.linalg.vector_norm(features - centres[inverse], dim=1)  # d(f_i, c_i)
+    pair = torch.cdist(features, features)  # d(f_i, f_j) [B, B]
+    hinge = (margin - pair + to_centre[:, None] + to_centre[None, :]).clamp_min(0)
+    different = labels[:, None] != labels[None, :]
+    return (hinge * different).sum() / B**2
+
+
+def separation_loss(patterns: torch.Tensor) -> torch.Tensor:
+    """Eq. 15 on ``patterns [B,k,D]``: 1/k^2 sum_{i<j<=k-1} cos(F_N,i, F_N,j), batch mean.
+
+    The last pattern (the global one) is left out.
+    """
+    k = patterns.shape[1]
+    normed = nnf.normalize(patterns[:, :-1], dim=-1)
+    cosine = normed @ normed.transpose(1, 2)  # [B, k-1, k-1]
+    upper = torch.ones(k - 1, k - 1, dtype=torch.bool, device=patterns.device).triu(1)
+    return cosine[:, upper].sum(dim=1).mean() / k**2
+
+
+def mmd_loss(x_visible: torch.Tensor, x_infrared: torch.Tensor) -> torch.Tensor:
+    """Eq. 16: multi-kernel Gaussian MMD^2 (biased estimate) of ``[n,D]`` vs ``[m,D]``.
+
+    The kernel is the mean of exp(-||a - b||^2 / s) over the bandwidths s = base x 2^{-2..2},
+    base = the mean squared distance over all pairs of distinct pooled samples (detached).
+    """
+    if len(x_visible) == 0 or len(x_infrared) == 0:
+        raise ValueError(
+            "the MMD loss (eq. 16) needs visible and infrared samples, got "
+            f"{len(x_visible)} visible and {len(x_infrared)} infrared"
+        )
+    pooled = torch.cat([x_visible, x_infrared])
+    n = len(x_visible)
+    sq = torch.cdist(pooled, pooled).pow(2)  # [n+m, n+m]
+    N = len(pooled)
+    base = (sq.detach().sum() / (N * (N - 1))).clamp_min(1e-12)
+    kernel = torch.stack([torch.exp(-sq / (base * s)) for s in MMD_SCALES]).mean(dim=0)
+    return kernel[:n, :n].mean() + kernel[n:, n:].mean() - 2 * kernel[:n, n:].mean()
+
+
+def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Eq. 17: mean absolute error between ``recon`` and ``target`` (``[B,k,D]``)."""
+    return (recon - target).abs().mean()
+
+
+def alignment_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Eq. 18: Euclidean distance of each pattern of ``recon [B,k,D]`` to ``target``, mean
+    over images and patterns."""
+    return torch.linalg.vector_norm(recon - target, dim=-1).mean()
+
+
+def weighted_total(terms: Mapping[str, torch.Tensor], weights: LossWeights) -> torch.Tensor:
+    """Eq. 19: L_id + L_me + l1 L_sep + l2 L_MMD + l3 L_rec + l4 L_aln over the given terms."""
+    return sum(weights.factor(name) * value for name, value in terms.items())

@@ -1,0 +1,99 @@
+"""Convolutional backbones that return the last feature map F_I ``[B, d, h, w]``.
+
+``resnet50`` is the paper's backbone (last stride 1: a 384x192 image gives a 24x12 map with
+d = 2048); ``resnet18`` (last stride 1, d = 512) serves the CPU demo; ``agw`` is AGW's
+two-stream ResNet-50 (see ``cycletrans.models.agw``). Every backbone has
+``forward(images [B,3,H,W], modalities [B] long)``, ``.out_channels`` (d) and ``.layer4``
+(the last stage, for Grad-CAM). Single-stream backbones ignore ``modalities``.
+
+ImageNet weights come from torchvision's weights API and the torch.hub cache; when they can
+not be obtained, a RuntimeError says which file is expected where. There is no silent
+fallback to random weights.
+
+Example:
+    >>> import torch
+    >>> net = build_backbone("resnet18")
+    >>> net(torch.zeros(1, 3, 64, 32), torch.zeros(1, dtype=torch.long)).shape
+    torch.Size([1, 512, 4, 2])
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+from torchvision.models import ResNet, ResNet18_Weights, ResNet50_Weights, resnet18, resnet50
+
+BACKBONES = ("resnet50", "resnet18", "agw")
+
+_RESNETS = {
+    "resnet50": (resnet50, ResNet50_Weights.IMAGENET1K_V1),
+    "resnet18": (resnet18, ResNet18_Weights.IMAGENET1K_V1),
+}
+
+
+def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
+    """Return torchvision's ImageNet weights of ``arch`` ("resnet50" or "resnet18").
+
+    Raises:
+        RuntimeError: the weights are neither in the torch.hub cache nor downloadable; the
+            message names the expected file and how to provide it.
+    """
+    weights = _RESNETS[arch][1]
+    expected = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+    try:
+        return weights.get_state_dict(progress=True, check_hash=True)
+    except Exception as err:
+        raise RuntimeError(
+            f"could not obtain the ImageNet weights of {arch} ({weights}): expected the file "
+            f"{expected} in the torch.hub cache. On a machine with network access download "
+            f"{weights.url} to that path (or point TORCH_HOME at a cache that holds it), or "
+            f"build the model with pretrained=False. Cause: {err}"
+        ) from err
+
+
+def resnet_trunk(arch: str, pretrained: bool = False) -> ResNet:
+    """A torchvision ResNet whose last stage keeps the resolution (last stride 1)."""
+    net = _RESNETS[arch][0](weights=None)
+    if pretrained:
+        net.load_state_dict(imagenet_state_dict(arch))
+    for module in net.layer4[0].modules():  # the strided conv and its downsample shortcut
+        if isinstance(module, nn.Conv2d) and module.stride == (2, 2):
+            module.stride = (1, 1)
+    return net
+
+
+class ResNetBackbone(nn.Module):
+    """Single-stream ResNet with last stride 1: ``images [B,3,H,W] -> F_I [B,d,H/16,W/16]``."""
+
+    def __init__(self, arch: str = "resnet50", pretrained: bool = False) -> None:
+        super().__init__()
+        net = resnet_trunk(arch, pretrained)
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.layer1, self.layer2, self.layer3, self.layer4 = (
+            net.layer1, net.layer2, net.layer3, net.layer4)
+        self.out_channels: int = net.fc.in_features
+
+    def forward(
+        self, images: torch.Tensor, modalities: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``images [B,3,H,W]`` -> ``F_I [B,d,h,w]``; ``modalities`` is ignored."""
+        x = self.stem(images)
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+def build_backbone(name: str, pretrained: bool = False) -> nn.Module:
+    """Build the backbone called ``name`` (one of ``BACKBONES``).
+
+    Example:
+        >>> build_backbone("resnet18").out_channels
+        512
+    """
+    if name == "agw":
+        from cycletrans.models.agw import AGWBackbone  # agw builds on this module
+
+        return AGWBackbone(pretrained=pretrained)
+    if name not in _RESNETS:
+        raise ValueError(f"unknown backbone {name!r}; valid backbones: {', '.join(BACKBONES)}")
+    return ResNetBackbone(name, pretrained=pretrained)

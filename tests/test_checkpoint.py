@@ -1,0 +1,137 @@
+"""save_model / load_model: bit-exact round trips, and refusal of anything but safetensors."""
+
+import json
+import pickle
+
+import pytest
+import torch
+import torchvision
+
+import cycletrans
+from cycletrans.checkpoint import load_model, save_model
+from cycletrans.models import backbones, build_model
+from cycletrans.preprocessing import Preprocessing
+
+TINY = {"num_anchors": 3, "num_prototypes": 8, "preprocessing": Preprocessing(64, 32)}
+
+
+def trained_model(variant: str):
+    """A tiny model after one step, so BatchNorm statistics and weights are non-trivial."""
+    torch.manual_seed(0)
+    model = build_model(variant, "resnet18", num_classes=2, cycle_grad="all", **TINY)
+    images = torch.randn(8, 3, 64, 32)
+    modalities = torch.tensor([0, 0, 1, 1, 0, 0, 1, 1])
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    model.loss(model(images, modalities, labels), labels, modalities)["loss"].backward()
+    opt.step()
+    return model.eval(), images
+
+
+@pytest.mark.parametrize("variant", ["baseline", "full", "transformer"])
+def test_round_trip_is_bit_exact(tmp_path, variant):
+    model, images = trained_model(variant)
+    path = tmp_path / "run" / f"{variant}.safetensors"
+    save_model(model, path)
+    assert path.is_file()
+    assert path.with_suffix(".json").is_file()
+    loaded = load_model(path)
+    assert not loaded.training
+    assert loaded.config == model.config
+    assert loaded.preprocessing == model.preprocessing == Preprocessing(64, 32)
+    assert loaded.cycle_grad == "all"
+    original, restored = model.state_dict(), loaded.state_dict()
+    assert original.keys() == restored.keys()
+    for name in original:
+        assert torch.equal(original[name], restored[name]), name
+        assert original[name].dtype == restored[name].dtype, name
+    for modality in ("visible", "infrared"):
+        assert torch.equal(model.embed(images, modality), loaded.embed(images, modality))
+
+
+def test_the_json_config_holds_what_the_lead_documents(tmp_path):
+    model, _ = trained_model("full")
+    save_model(model, tmp_path / "m.safetensors")
+    config = json.loads((tmp_path / "m.json").read_text())
+    assert config["format_version"] == 1
+    assert {"variant", "backbone", "num_classes", "options", "preprocessing"} <= set(config)
+
+
+def test_top_level_names_are_the_checkpoint_functions():
+    assert cycletrans.save_model is save_model
+    assert cycletrans.load_model is load_model
+
+
+def test_loading_never_downloads_imagenet_weights(tmp_path, monkeypatch):
+    fake_imagenet = torchvision.models.resnet18().state_dict()
+    monkeypatch.setattr(backbones, "imagenet_state_dict", lambda arch: fake_imagenet)
+    model = build_model("baseline", "resnet18", num_classes=2, pretrained=True, **TINY)
+    assert torch.equal(model.backbone.stem[0].weight, fake_imagenet["conv1.weight"])
+    save_model(model, tmp_path / "p.safetensors")
+
+    def offline(arch):
+        raise AssertionError("load_model tried to fetch ImageNet weights")
+
+    monkeypatch.setattr(backbones, "imagenet_state_dict", offline)
+    loaded = load_model(tmp_path / "p.safetensors")
+    assert loaded.config["options"]["pretrained"] is True
+
+
+class _Payload:
+    """Unpickling this object writes a marker file: proof that a pickle was deserialised."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_pickle_is_refused_before_anything_is_deserialised(tmp_path):
+    marker = tmp_path / "unpickled"
+    path = tmp_path / "evil.safetensors"
+    path.write_bytes(pickle.dumps(_Payload(marker)))
+    (tmp_path / "evil.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"not a safetensors file.*pickle"):
+        load_model(path)
+    assert not marker.exists()
+
+
+def test_a_torch_save_archive_is_refused(tmp_path):
+    model, _ = trained_model("baseline")
+    path = tmp_path / "model.safetensors"
+    torch.save(model.state_dict(), path)
+    with pytest.raises(ValueError, match=r"not a safetensors file.*zip"):
+        load_model(path)
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match="not a safetensors file"):
+        load_model(path)
+
+
+def test_missing_files_and_wrong_names_are_reported(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model weights"):
+        load_model(tmp_path / "absent.safetensors")
+    model, _ = trained_model("baseline")
+    path = tmp_path / "m.safetensors"
+    save_model(model, path)
+    path.with_suffix(".json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"m\.json is missing"):
+        load_model(path)
+    with pytest.raises(ValueError, match=r"\.safetensors"):
+        save_model(model, tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=r"\.safetensors"):
+        load_model(tmp_path / "m.pth")
+
+
+def test_unknown_format_versions_and_broken_configs_are_refused(tmp_path):
+    model, _ = trained_model("baseline")
+    path = tmp_path / "m.safetensors"
+    save_model(model, path)
+    config = json.loads(path.with_suffix(".json").read_text())
+    path.with_suffix(".json").write_text(json.dumps({**config, "format_version": 99}))
+    with pytest.raises(ValueError, match="format_version 99"):
+        load_model(path)
+    del config["options"]
+    path.with_suffix(".json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="incomplete or malformed model config"):
+        load_model(path)

@@ -1,0 +1,107 @@
+"""Backbones: last-stride-1 map sizes, AGW's modality routing and non-local blocks, and the
+offline error for ImageNet weights (nothing is downloaded)."""
+
+import os
+import urllib.error
+
+import pytest
+import torch
+import torchvision.models._api
+
+from cycletrans.models import AGWBackbone, NonLocalBlock, build_backbone
+
+
+def test_resnet18_keeps_last_stride_1_and_has_512_channels():
+    net = build_backbone("resnet18").eval()
+    with torch.no_grad():
+        F_I = net(torch.randn(2, 3, 64, 32), torch.tensor([0, 1]))
+    assert net.out_channels == 512
+    assert F_I.shape == (2, 512, 4, 2)
+
+
+def test_resnet50_maps_384x192_to_24x12_with_2048_channels():
+    net = build_backbone("resnet50").eval()
+    with torch.no_grad():
+        F_I = net(torch.randn(1, 3, 384, 192), torch.tensor([0]))
+    assert net.out_channels == 2048
+    assert F_I.shape == (1, 2048, 24, 12)
+
+
+def test_unknown_backbone_is_refused_with_the_valid_names():
+    with pytest.raises(ValueError, match="resnet50, resnet18, agw"):
+        build_backbone("vgg16")
+
+
+def test_pretrained_weights_offline_raise_a_message_naming_the_expected_file(
+    monkeypatch, tmp_path
+):
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
+    expected = os.path.join(str(tmp_path), "hub", "checkpoints", "resnet18-f37072fd.pth")
+    with pytest.raises(RuntimeError) as err:
+        build_backbone("resnet18", pretrained=True)
+    message = str(err.value)
+    assert expected in message
+    assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in message
+    assert "pretrained=False" in message
+    assert isinstance(err.value.__cause__, urllib.error.URLError)
+
+
+@pytest.fixture(scope="module")
+def agw() -> AGWBackbone:
+    torch.manual_seed(0)
+    return AGWBackbone().eval()
+
+
+def test_agw_has_two_stems_and_non_local_blocks_after_the_last_2_and_3_blocks(agw):
+    assert len(agw.stems) == 2
+    assert agw.stems[0][0] is not agw.stems[1][0]
+    kinds = [[isinstance(m, NonLocalBlock) for m in stage] for stage in (agw.layer2, agw.layer3)]
+    assert kinds[0] == [False, False, False, True, False, True]  # 4 blocks, NL after blocks 3, 4
+    assert kinds[1] == [False] * 4 + [True, False, True, False, True]  # 6 blocks, NL after 4-6
+    assert not any(isinstance(m, NonLocalBlock) for m in agw.layer1.modules())
+    assert not any(isinstance(m, NonLocalBlock) for m in agw.layer4.modules())
+    assert agw.out_channels == 2048
+
+
+def test_agw_routes_each_image_through_its_modality_stem_in_mixed_batches(agw):
+    torch.manual_seed(1)
+    images = torch.randn(4, 3, 64, 32)
+    modalities = torch.tensor([1, 0, 1, 0])
+    with torch.no_grad():
+        mixed = agw(images, modalities)
+        visible = agw(images[[1, 3]], torch.tensor([0, 0]))
+        infrared = agw(images[[0, 2]], torch.tensor([1, 1]))
+        # the same images sent through the other stems differ once the stems differ
+        agw.stems[1][0].weight.mul_(1.5)
+        changed = agw(images, modalities)
+        agw.stems[1][0].weight.div_(1.5)
+    assert mixed.shape == (4, 2048, 4, 2)
+    torch.testing.assert_close(mixed[[1, 3]], visible)
+    torch.testing.assert_close(mixed[[0, 2]], infrared)
+    torch.testing.assert_close(changed[[1, 3]], mixed[[1, 3]])  # visible rows untouched
+    assert not torch.allclose(changed[[0, 2]], mixed[[0, 2]])  # infrared rows changed
+
+
+@pytest.mark.parametrize("pairwise", ["dot", "embedded_gaussian"])
+@pytest.mark.parametrize("training", [True, False])
+def test_non_local_blocks_start_as_the_identity(pairwise, training):
+    block = NonLocalBlock(8, pairwise).train(training)
+    x = torch.randn(2, 8, 4, 3)
+    torch.testing.assert_close(block(x), x)
+    with torch.no_grad():  # and stop being the identity once W's BatchNorm is non-zero
+        block.W[1].weight.fill_(1.0)
+    assert not torch.allclose(block(x), x)
+
+
+def test_agw_refuses_missing_or_invalid_modalities(agw):
+    images = torch.randn(2, 3, 64, 32)
+    with pytest.raises(ValueError, match="one modality code per image"):
+        agw(images, torch.tensor([0]))
+    with pytest.raises(ValueError, match="must be 0 or 1"):
+        agw(images, torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match="unknown pairwise"):
+        NonLocalBlock(8, "gaussian")

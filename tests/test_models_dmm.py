@@ -1,0 +1,147 @@
+"""DMM (eq. 6-10) and its Table III alternatives against plain computations; eval cache."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from cycletrans.models import (
+    DMM,
+    PrototypeAggregation,
+    PrototypeTransformer,
+    ResidualPrototypeAggregation,
+)
+
+
+@pytest.fixture
+def dmm() -> DMM:
+    torch.manual_seed(0)
+    return DMM(dim=6, num_prototypes=10, num_patterns=3, attn_dim=4).double()
+
+
+def direct_attention(dmm: DMM, features: torch.Tensor) -> torch.Tensor:
+    """Eq. 7's A for one image: softmax over prototypes of (F'_i W_psi).(P_j W_sigma)/sqrt(c)."""
+    c = dmm.w_psi.out_features
+    q = features @ dmm.w_psi.weight.T  # [k, c]
+    key = dmm.prototypes @ dmm.w_sigma.weight.T  # [n, c]
+    A = torch.zeros(len(features), len(key), dtype=features.dtype)
+    for i in range(len(features)):
+        scores = torch.stack([torch.dot(q[i], key[j]) / math.sqrt(c) for j in range(len(key))])
+        A[i] = torch.exp(scores) / torch.exp(scores).sum()
+    return A
+
+
+def test_parameters_have_the_documented_shapes_and_initialisation():
+    torch.manual_seed(0)
+    dmm = DMM(dim=32, num_prototypes=2000, num_patterns=7)
+    assert dmm.prototypes.shape == (2000, 32)
+    assert dmm.prototypes.std().item() == pytest.approx(0.02, rel=0.05)  # std, not variance
+    assert abs(dmm.prototypes.mean().item()) < 0.002
+    torch.testing.assert_close(dmm.pattern_logits.data, torch.zeros(7))
+    for layer in (dmm.w_psi, dmm.w_sigma):
+        assert isinstance(layer, nn.Linear)
+        assert layer.bias is None
+        assert layer.out_features == 32  # attn_dim defaults to dim
+
+
+def test_forward_is_eq6_and_eq7_computed_directly(dmm):
+    features = torch.randn(2, 3, 6, dtype=torch.double)
+    out = dmm(features)
+    for b in range(2):
+        F_prime = features[b]
+        f_hat = F_prime.mean(dim=0)  # the averaged feature of F'
+        P_prime = dmm.prototypes - f_hat  # eq. 6, [n, D]
+        A = direct_attention(dmm, F_prime)
+        torch.testing.assert_close(out[b], F_prime + A @ P_prime)  # eq. 7
+
+
+def test_eq8_and_eq9_rewrite_eq7_exactly(dmm):
+    features = torch.randn(4, 3, 6, dtype=torch.double)
+    A = dmm.attention(features)
+    P = dmm.prototypes
+    f_hat = features.mean(dim=1, keepdim=True)
+    P_prime = P[None] - f_hat  # eq. 6 per image, [B, n, D]
+    eq7 = features + A @ P_prime
+    eq8 = features + A @ P - A.sum(-1, keepdim=True) * f_hat  # A (P - f^), rows of A sum to 1
+    eq9 = (features - f_hat) + A @ P
+    torch.testing.assert_close(eq7, eq9)
+    torch.testing.assert_close(eq8, eq9)
+    torch.testing.assert_close(dmm(features), eq9)
+
+
+def test_attention_is_eq7_with_rows_summing_to_one(dmm):
+    features = torch.randn(2, 3, 6, dtype=torch.double)
+    A = dmm.attention(features)
+    assert A.shape == (2, 3, 10)
+    for b in range(2):
+        torch.testing.assert_close(A[b], direct_attention(dmm, features[b]))
+
+
+def test_weight_patterns_is_eq10_softmax_of_the_pattern_logits(dmm):
+    neutral = torch.randn(2, 3, 6, dtype=torch.double)
+    with torch.no_grad():
+        dmm.pattern_logits.copy_(torch.tensor([0.0, 1.0, -2.0]))
+    w = torch.tensor([0.0, 1.0, -2.0], dtype=torch.double)
+    weights = [math.exp(w[i]) / sum(math.exp(x) for x in w) for i in range(3)]
+    out = dmm.weight_patterns(neutral)
+    for i in range(3):
+        torch.testing.assert_close(out[:, i], weights[i] * neutral[:, i])
+
+
+def test_eval_cache_gives_the_training_mode_output(dmm):
+    features = torch.randn(2, 3, 6, dtype=torch.double)
+    expected = dmm(features)
+    dmm.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(dmm(features), expected)
+        assert dmm._key_cache.value is not None
+        assert dmm._key_cache.value.shape == (6, 10)  # the D x n matrix
+
+
+@pytest.mark.parametrize("change", ["optimizer_step", "load_state_dict", "train_then_step"])
+def test_eval_cache_is_dropped_when_the_weights_change(dmm, change):
+    features = torch.randn(2, 3, 6, dtype=torch.double)
+    dmm.eval()
+    with torch.no_grad():
+        before = dmm(features)
+    opt = torch.optim.Adam(dmm.parameters(), lr=0.1)
+    if change == "load_state_dict":
+        dmm.load_state_dict({k: torch.randn_like(v) for k, v in dmm.state_dict().items()})
+    elif change == "optimizer_step":  # an in-place step while the module stays in eval mode
+        for p in dmm.parameters():
+            p.grad = torch.randn_like(p)
+        opt.step()
+    else:
+        dmm.train()
+        dmm(features).pow(2).sum().backward()
+        opt.step()
+        dmm.eval()
+    with torch.no_grad():
+        cached = dmm(features)
+    with torch.enable_grad():  # bypasses the cache
+        fresh = dmm(features)
+    assert not torch.allclose(cached, before)
+    torch.testing.assert_close(cached, fresh.detach())
+
+
+def test_no_cache_in_training_mode(dmm):
+    with torch.no_grad():
+        dmm(torch.randn(2, 3, 6, dtype=torch.double))
+    assert dmm._key_cache.value is None
+
+
+def test_table3_alternatives_follow_their_formulas():
+    torch.manual_seed(0)
+    features = torch.randn(2, 3, 6, dtype=torch.double)
+    ap = PrototypeAggregation(6, 10, 3).double()
+    torch.testing.assert_close(ap(features), ap.attention(features) @ ap.prototypes)
+    res = ResidualPrototypeAggregation(6, 10, 3).double()
+    torch.testing.assert_close(res(features), features + res.attention(features) @ res.prototypes)
+    tr = PrototypeTransformer(6, 10, 3).double()
+    attended = tr.w_value(tr.attention(features) @ tr.prototypes)
+    x = nn.functional.layer_norm(features + attended, (6,))  # LayerNorm starts at weight 1, bias 0
+    y = x + tr.ffn[2](torch.relu(tr.ffn[0](x)))
+    torch.testing.assert_close(tr(features), nn.functional.layer_norm(y, (6,)))
+    for head in (ap, res, tr):
+        assert head.weight_patterns(features).shape == features.shape
