@@ -1,0 +1,63 @@
+"""Train and test image transforms (torchvision), sized and normalised by a ``Preprocessing``.
+
+Training (the paper, Sec. V-A): resize to (H, W), random horizontal flip, [the authors' code's
+variant: pad 10 pixels with zeros and crop back to (H, W) at a random place], to tensor,
+normalise, random erasing (Zhong et al.: erased area 2-40 % of the image, aspect ratio 0.3-3.3,
+each image erased with probability ``random_erasing``). The erased rectangle is filled with 0
+after normalisation, i.e. with the preprocessing's mean colour (ImageNet's mean by default).
+Test: resize, to tensor, normalise.
+
+Example:
+    >>> from PIL import Image
+    >>> from cycletrans.preprocessing import Preprocessing
+    >>> transform = build_transforms(Preprocessing(height=128, width=64), train=True)
+    >>> transform(Image.new("RGB", (40, 100))).shape
+    torch.Size([3, 128, 64])
+"""
+
+from __future__ import annotations
+
+from torchvision import transforms
+
+from cycletrans.preprocessing import Preprocessing
+
+PAD = 10
+ERASE_SCALE = (0.02, 0.4)
+ERASE_RATIO = (0.3, 3.3)
+
+
+def build_transforms(
+    preprocessing: Preprocessing,
+    train: bool,
+    random_erasing: float = 0.5,
+    flip: bool = True,
+    pad_crop: bool = False,
+) -> transforms.Compose:
+    """PIL RGB image -> normalised float tensor ``[3, H, W]``.
+
+    Args:
+        preprocessing: input size (H, W) and normalisation mean/std.
+        train: add the training augmentations (the other arguments apply only then).
+        random_erasing: probability of erasing a random rectangle (0 disables it).
+        flip: random horizontal flip with probability 0.5.
+        pad_crop: pad by 10 pixels and random-crop back to (H, W) (the authors' code).
+    """
+    if not 0.0 <= random_erasing <= 1.0:
+        raise ValueError(f"random_erasing is a probability in [0, 1], got {random_erasing}")
+    size = (preprocessing.height, preprocessing.width)
+    steps: list = [transforms.Resize(size)]
+    if train and flip:
+        steps.append(transforms.RandomHorizontalFlip(p=0.5))
+    if train and pad_crop:
+        steps += [transforms.Pad(PAD), transforms.RandomCrop(size)]
+    steps += [
+        transforms.ToTensor(),
+        transforms.Normalize(mean=preprocessing.mean, std=preprocessing.std),
+    ]
+    if train and random_erasing > 0:
+        steps.append(
+            transforms.RandomErasing(
+                p=random_erasing, scale=ERASE_SCALE, ratio=ERASE_RATIO, value=0
+            )
+        )
+    return transforms.Compose(steps)
