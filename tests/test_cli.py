@@ -1,0 +1,188 @@
+"""The command line: train -> evaluate -> extract on a tiny tree, ablate, help, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from engine_helpers import TEST_IDS, TINY_FLAGS, write_sysu_tree
+
+from cycletrans.cli import main
+from cycletrans.models.reid_model import ReIDModel
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS = ("r1", "r5", "r10", "r20", "mAP", "mINP")
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    return write_sysu_tree(tmp_path_factory.mktemp("sysu"))
+
+
+@pytest.fixture(scope="module")
+def trained(tree, tmp_path_factory) -> Path:
+    """One tiny epoch trained by ``python -m cycletrans train`` in a subprocess."""
+    output = tmp_path_factory.mktemp("cli") / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "cycletrans", "train", "--preset", "demo", "--data-root",
+         str(tree), "--output", str(output), "--epochs", "1", *TINY_FLAGS],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "done: 1 epochs, 2 steps" in done.stdout
+    return output
+
+
+def test_train_command_writes_a_loadable_run(trained):
+    for name in ("config.json", "metrics.jsonl", "last.safetensors", "last.json", "resume.pt",
+                 "result.json"):
+        assert (trained / name).is_file(), name
+    assert json.loads((trained / "config.json").read_text())["epochs"] == 1
+
+
+def test_evaluate_writes_every_sysu_setting_and_the_modality_gap(trained, tree, tmp_path,
+                                                                 capsys):
+    out = tmp_path / "eval.json"
+    code = main(["evaluate", "--checkpoint", str(trained / "last.safetensors"), "--data-root",
+                 str(tree), "--trials", "2", "--workers", "0", "--intra-modality",
+                 "--output", str(out)])
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert doc["dataset"] == "sysu"
+    assert doc["model"]["variant"] == "full"
+    assert doc["num_images"] == len(TEST_IDS) * 6 * 2
+    assert list(doc["results"]) == ["all_single", "all_multi", "indoor_single", "indoor_multi"]
+    for metrics in [*doc["results"].values(), *doc["intra_modality"].values()]:
+        assert all(0.0 <= metrics[k] <= 1.0 for k in METRICS)
+    assert doc["results"]["all_single"]["trials"] == 2
+    assert doc["results"]["all_single"]["num_queries"] == len(TEST_IDS) * 2 * 2
+    assert set(doc["intra_modality"]) == {"visible_to_visible", "infrared_to_infrared",
+                                          "infrared_to_visible", "visible_to_infrared"}
+    printed = capsys.readouterr().out
+    assert "all_single" in printed
+    assert "visible_to_visible" in printed
+
+
+def test_evaluate_runs_only_the_asked_settings_and_rejects_foreign_ones(trained, tree,
+                                                                        tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    args = ["evaluate", "--checkpoint", str(trained / "last.safetensors"), "--data-root",
+            str(tree), "--trials", "1", "--workers", "0"]
+    assert main([*args, "--protocol", "indoor_multi", "--output", str(out)]) == 0
+    assert list(json.loads(out.read_text())["results"]) == ["indoor_multi"]
+    assert main([*args, "--protocol", "visible_to_infrared"]) == 2
+    assert "is not a sysu setting" in capsys.readouterr().err
+
+
+def test_extract_writes_the_documented_arrays(trained, tree, tmp_path):
+    out = tmp_path / "test.npz"
+    assert main(["extract", "--checkpoint", str(trained / "last.safetensors"), "--data-root",
+                 str(tree), "--out", str(out), "--workers", "0"]) == 0
+    with np.load(out) as data:
+        assert set(data.files) == {"features", "ids", "cams", "frames", "paths", "modalities"}
+        n = len(TEST_IDS) * 6 * 2
+        assert data["features"].shape == (n, 3 * 512)
+        assert set(data["ids"].tolist()) == set(TEST_IDS)
+        assert set(data["cams"].tolist()) == {1, 2, 3, 4, 5, 6}
+        assert data["frames"].min() == 1
+        assert all(Path(p).is_file() for p in data["paths"])
+        np.testing.assert_array_equal(data["modalities"], np.isin(data["cams"], (3, 6)))
+
+
+def test_ablate_trains_each_row_once_and_reuses_finished_rows(tree, tmp_path, capsys,
+                                                              monkeypatch):
+    from analysis.ablation_tables import load_reproduced_table
+
+    args = ["ablate", "--preset", "demo", "--table", "3", "--data-root", str(tree),
+            "--output", str(tmp_path / "ablation"), "--trials", "2", "--epochs", "1",
+            *TINY_FLAGS, "--batches-per-epoch", "1"]
+    assert main(args) == 0
+    table = load_reproduced_table(tmp_path / "ablation" / "table3.json")
+    assert list(table["variant"]) == ["baseline", "dmm_ap", "dmm_residual_ap", "transformer",
+                                      "full"]
+    assert table[["Rank-1", "Rank-10", "Rank-20", "mAP"]].to_numpy().max() <= 100
+    assert (tmp_path / "ablation" / "table3.csv").is_file()
+    assert table.attrs["metadata"]["preset"] == "demo"
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished row was trained again")
+
+    monkeypatch.setattr("cycletrans.engine.train", no_training)
+    assert main(args) == 0
+    assert capsys.readouterr().out.count("reusing the finished run") == 5
+    assert main([*args[:-2], "--batches-per-epoch", "2"]) == 2
+    assert "holds a baseline run with another config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("command", "flags"), [
+    ("synth", ["--out", "--preset"]),
+    ("train", ["--preset", "--data-root", "--variant", "--resume", "--epochs", "--lr",
+               "--milestones", "--loss-weights", "--validation", "--sync-bn", "--amp",
+               "--max-steps", "--save-every", "--output"]),
+    ("evaluate", ["--checkpoint", "--data-root", "--protocol", "--trials", "--intra-modality",
+                  "--output"]),
+    ("extract", ["--checkpoint", "--data-root", "--out", "--split"]),
+    ("ablate", ["--preset", "--table", "--output", "--epochs"]),
+])
+def test_every_command_has_a_help_that_names_its_flags(command, flags, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    missing = [f for f in flags if f not in text]
+    assert missing == []
+    if command == "train":
+        assert "default: sysu 140, regdb 140, demo" in text
+
+
+def test_python_m_cycletrans_help_lists_the_commands():
+    done = subprocess.run([sys.executable, "-m", "cycletrans", "--help"], capture_output=True,
+                          text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                          timeout=120)
+    assert done.returncode == 0
+    assert all(c in done.stdout for c in ("synth", "train", "evaluate", "extract", "ablate"))
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "--preset", "sysu"], "needs a data root"),
+    (["train", "--preset", "sysu", "--data-root", "/nonexistent/sysu"], "is not a folder"),
+    (["train"], "--preset is required"),
+    (["train", "--resume", "--output", "/nonexistent/run"], "no training run"),
+    (["train", "--preset", "demo", "--epochs", "0"], "epochs must be at least 1"),
+    (["evaluate", "--checkpoint", "/nonexistent/m.safetensors", "--data-root", "/nonexistent"],
+     "is not a folder"),
+])
+def test_bad_arguments_give_one_clear_error_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_unknown_variant_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--preset", "demo", "--variant", "nope"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_a_nan_loss_stops_the_command_with_a_clear_message(tree, tmp_path, capsys, monkeypatch):
+    original = ReIDModel.loss
+
+    def poisoned(self, out, labels, modalities):
+        terms = original(self, out, labels, modalities)
+        terms["loss"] = terms["loss"] * float("inf")
+        return terms
+
+    monkeypatch.setattr(ReIDModel, "loss", poisoned)
+    code = main(["train", "--preset", "demo", "--data-root", str(tree), "--output",
+                 str(tmp_path / "run"), *TINY_FLAGS])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "non-finite loss at epoch 1, step 1" in err
+    assert "loss=inf" in err

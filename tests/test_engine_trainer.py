@@ -1,0 +1,142 @@
+"""The training loop on a tiny SYSU-layout tree: files, best/last, NaN stop, resume, refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from engine_helpers import TINY, write_sysu_tree
+from safetensors.torch import load_file
+
+import cycletrans
+from cycletrans.engine import NonFiniteLossError, TrainingError, resolve_config, train
+from cycletrans.models.reid_model import ReIDModel
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    return write_sysu_tree(tmp_path_factory.mktemp("sysu"))
+
+
+def _config(tree: Path, output: Path, **overrides):
+    return resolve_config("demo", {**TINY, "data_root": str(tree), "output": str(output),
+                                   **overrides})
+
+
+@pytest.fixture(scope="module")
+def validated(tree, tmp_path_factory):
+    """A finished 2-epoch run with validation after every epoch."""
+    config = _config(tree, tmp_path_factory.mktemp("validated") / "run", validation=True,
+                     eval_every=1)
+    return config, train(config)
+
+
+@pytest.fixture(scope="module")
+def unvalidated(tree, tmp_path_factory):
+    """A finished 1-epoch baseline run without validation, and what it printed."""
+    config = _config(tree, tmp_path_factory.mktemp("unvalidated") / "run", epochs=1,
+                     variant="baseline")
+    return config, train(config)
+
+
+def test_a_validated_run_writes_config_metrics_last_best_and_result(tree, validated):
+    config, result = validated
+    out = Path(config.output)
+    assert result.finished
+    assert (result.epochs_done, result.global_step) == (2, 4)
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["epochs"] == 2
+    assert saved["resolved_data_root"] == str(tree.absolute())
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert [r["lr"] for r in rows] == pytest.approx([3.5e-4, 3.5e-5])
+    assert {"loss", "id", "me", "sep", "mmd", "rec", "aln"} == set(rows[0]["losses"])
+    assert all(r["steps"] == 2 and r["time_s"] > 0 for r in rows)
+    for row in rows:
+        assert all(0.0 <= row["val"][k] <= 1.0 for k in ("r1", "r10", "mAP", "mINP"))
+    best_epoch = max(rows, key=lambda r: r["val"]["mAP"])["epoch"]
+    assert result.best_epoch == best_epoch
+    assert result.best_score == rows[best_epoch - 1]["val"]["mAP"]
+    assert result.best == out / "best.safetensors"
+    model = cycletrans.load_model(result.last)
+    assert model.embed(torch.zeros(2, 3, 32, 16), "infrared").shape == (2, 3 * 512)
+    assert json.loads((out / "result.json").read_text())["best_epoch"] == best_epoch
+
+
+def test_without_validation_best_is_not_written_and_last_is_the_result(unvalidated):
+    config, result = unvalidated
+    assert result.best is None
+    assert result.finished
+    assert not (Path(config.output) / "best.safetensors").exists()
+    assert (Path(config.output) / "last.safetensors").is_file()
+
+
+def test_the_log_says_when_best_is_not_written(tree, tmp_path, capsys):
+    train(_config(tree, tmp_path / "run", epochs=1, variant="baseline", max_steps=1))
+    assert "best is not written; last.safetensors is the result" in capsys.readouterr().out
+
+
+def test_a_nan_loss_stops_the_run_naming_epoch_step_and_terms(tree, tmp_path, monkeypatch):
+    original = ReIDModel.loss
+
+    def poisoned(self, out, labels, modalities):
+        terms = original(self, out, labels, modalities)
+        terms["mmd"] = terms["mmd"] * float("nan")
+        terms["loss"] = terms["loss"] + terms["mmd"]
+        return terms
+
+    monkeypatch.setattr(ReIDModel, "loss", poisoned)
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 1 .*mmd=nan.*lower --lr"):
+        train(_config(tree, tmp_path / "run"))
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def test_a_run_stopped_by_max_steps_resumes_to_the_same_weights(tree, tmp_path, validated):
+    whole_config, whole = validated
+    part = _config(tree, tmp_path / "part", validation=True, eval_every=1, max_steps=3)
+    stopped = train(part)
+    assert not stopped.finished
+    assert (stopped.global_step, stopped.epochs_done) == (3, 1)
+    resumed = train(part.replace(max_steps=None), resume=True)
+    assert resumed.finished
+    a, b = _weights(whole.last), _weights(resumed.last)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _metrics(whole_config.output) == _metrics(part.output)
+    assert resumed.best_epoch == whole.best_epoch
+
+
+def _metrics(output: str) -> list[dict]:
+    """metrics.jsonl rows without their timing."""
+    lines = (Path(output) / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k != "time_s"} for line in lines]
+
+
+def test_refuses_to_overwrite_a_run_or_resume_it_with_another_config(tree, tmp_path,
+                                                                      unvalidated):
+    config, _ = unvalidated
+    with pytest.raises(TrainingError, match="already holds a training run"):
+        train(config)
+    with pytest.raises(ValueError, match=r"lr: saved 0\.00035, now 0\.001"):
+        train(config.replace(lr=1e-3), resume=True)
+    with pytest.raises(FileNotFoundError, match="no resume state"):
+        train(_config(tree, tmp_path / "other"), resume=True)
+
+
+def test_sync_bn_needs_cuda(tree, tmp_path):
+    with pytest.raises(ValueError, match="--sync-bn needs CUDA"):
+        train(_config(tree, tmp_path / "run", sync_bn=True))
+
+
+def test_unavailable_imagenet_weights_surface_as_a_training_error(tree, tmp_path, monkeypatch):
+    def offline(arch):
+        raise RuntimeError(f"could not obtain the ImageNet weights of {arch}")
+
+    monkeypatch.setattr("cycletrans.models.backbones.imagenet_state_dict", offline)
+    with pytest.raises(TrainingError, match=r"ImageNet weights of resnet18(.|\n)*--no-pretrained"):
+        train(_config(tree, tmp_path / "run", pretrained=True))
