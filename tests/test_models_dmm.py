@@ -16,6 +16,15 @@ from cycletrans.models import (
 
 @pytest.fixture
 def dmm() -> DMM:
+    """The paper's eq. 6-7 as printed."""
+    torch.manual_seed(0)
+    return DMM(dim=6, num_prototypes=10, num_patterns=3, attn_dim=4,
+               discrepancy_norm="none").double()
+
+
+@pytest.fixture
+def layer_dmm() -> DMM:
+    """The default: P' = LayerNorm(P - f^)."""
     torch.manual_seed(0)
     return DMM(dim=6, num_prototypes=10, num_patterns=3, attn_dim=4).double()
 
@@ -36,7 +45,8 @@ def test_parameters_have_the_documented_shapes_and_initialisation():
     torch.manual_seed(0)
     dmm = DMM(dim=32, num_prototypes=2000, num_patterns=7)
     assert dmm.prototypes.shape == (2000, 32)
-    assert dmm.prototypes.std().item() == pytest.approx(0.02, rel=0.05)  # std, not variance
+    assert dmm.prototypes.var().item() == pytest.approx(0.02, rel=0.05)  # "a variance of 0.02"
+    assert dmm.discrepancy_norm == "layer"
     assert abs(dmm.prototypes.mean().item()) < 0.002
     torch.testing.assert_close(dmm.pattern_logits.data, torch.zeros(7))
     for layer in (dmm.w_psi, dmm.w_sigma):
@@ -70,6 +80,35 @@ def test_eq8_and_eq9_rewrite_eq7_exactly(dmm):
     torch.testing.assert_close(dmm(features), eq9)
 
 
+def test_layer_norm_form_is_F_prime_plus_A_times_the_normalised_discrepancy(layer_dmm):
+    features = torch.randn(2, 3, 6, dtype=torch.double)
+    out = layer_dmm(features)
+    for b in range(2):
+        F_prime = features[b]
+        P_prime = layer_dmm.prototypes - F_prime.mean(dim=0)  # eq. 6, [n, D]
+        mean = P_prime.mean(dim=1, keepdim=True)
+        variance = ((P_prime - mean) ** 2).mean(dim=1, keepdim=True)  # biased, as LayerNorm
+        normalised = (P_prime - mean) / torch.sqrt(variance + 1e-5)
+        A = direct_attention(layer_dmm, F_prime)
+        torch.testing.assert_close(out[b], F_prime + A @ normalised)
+
+
+def test_layer_norm_form_keeps_images_apart_where_the_printed_form_collapses(dmm, layer_dmm):
+    # Anchors that attend uniformly give k equal rows in F': eq. 9 then leaves only A P,
+    # which hardly depends on the image; the normalised discrepancy keeps F'.
+    row = torch.randn(5, 1, 6, dtype=torch.double)
+    features = row.expand(5, 3, 6)
+    spread_printed = dmm(features).std(dim=0).mean()
+    spread_layer = layer_dmm(features).std(dim=0).mean()
+    assert spread_printed < 0.05 * row.std(dim=0).mean()
+    assert spread_layer > 0.5 * row.std(dim=0).mean()
+
+
+def test_unknown_discrepancy_norm_is_refused():
+    with pytest.raises(ValueError, match="discrepancy_norm"):
+        DMM(dim=4, num_prototypes=3, num_patterns=2, discrepancy_norm="batch")
+
+
 def test_attention_is_eq7_with_rows_summing_to_one(dmm):
     features = torch.randn(2, 3, 6, dtype=torch.double)
     A = dmm.attention(features)
@@ -89,7 +128,11 @@ def test_weight_patterns_is_eq10_softmax_of_the_pattern_logits(dmm):
         torch.testing.assert_close(out[:, i], weights[i] * neutral[:, i])
 
 
-def test_eval_cache_gives_the_training_mode_output(dmm):
+@pytest.mark.parametrize("norm", ["none", "layer"])
+def test_eval_cache_gives_the_training_mode_output(norm):
+    torch.manual_seed(0)
+    dmm = DMM(dim=6, num_prototypes=10, num_patterns=3, attn_dim=4,
+              discrepancy_norm=norm).double()
     features = torch.randn(2, 3, 6, dtype=torch.double)
     expected = dmm(features)
     dmm.eval()

@@ -119,14 +119,15 @@ def test_anchor_attention_gives_one_map_per_anchor_that_sums_to_one():
 
 def test_config_is_json_serialisable_and_preprocessing_is_kept():
     model = build_model("full", "resnet18", num_classes=2, loss_weights="regdb",
-                        cycle_grad="all", **TINY)
+                        cycle_grad="all", discrepancy_norm="none", **TINY)
     config = json.loads(json.dumps(model.config))
     assert config["variant"] == "full"
     assert config["backbone"] == "resnet18"
     assert config["num_classes"] == 2
     assert config["options"] == {
         "num_anchors": 3, "num_prototypes": 8, "attn_dim": None, "margin": 0.5,
-        "loss_weights": REGDB_WEIGHTS.to_dict(), "cycle_grad": "all", "pretrained": False,
+        "loss_weights": REGDB_WEIGHTS.to_dict(), "cycle_grad": "all", "discrepancy_norm": "none",
+        "pretrained": False,
     }
     assert model.preprocessing == Preprocessing(64, 32)
     assert config["preprocessing"] == Preprocessing(64, 32).to_dict()
@@ -142,7 +143,8 @@ def test_defaults_are_the_papers_settings():
     assert model.preprocessing == Preprocessing(384, 192)
     assert model.anchors.shape == (7, 512)
     assert model.head.prototypes.shape == (1024, 512)
-    assert model.anchors.std().item() == pytest.approx(0.02, rel=0.1)
+    assert model.anchors.var().item() == pytest.approx(0.02, rel=0.1)  # "a variance of 0.02"
+    assert options["discrepancy_norm"] == "layer"
 
 
 @pytest.mark.parametrize(
@@ -156,6 +158,7 @@ def test_defaults_are_the_papers_settings():
         (("full", "resnet18", 2), {"cycle_grad": "none"}, "cycle_grad must be one of"),
         (("full", "resnet18", 2), {"loss_weights": "market"}, "preset"),
         (("full", "resnet18", 2), {"margin": -1}, "margin"),
+        (("full", "resnet18", 2), {"discrepancy_norm": "batch"}, "discrepancy_norm must be"),
         (("full", "resnet18", 2), {"preprocessing": 5}, "preprocessing"),
     ],
 )

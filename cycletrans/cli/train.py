@@ -16,6 +16,8 @@ import os
 from typing import Any
 
 from cycletrans.engine.config import PRESETS, TrainConfig, preset_values
+from cycletrans.models.dmm import DISCREPANCY_NORMS
+from cycletrans.models.reid_model import CYCLE_GRADS
 
 # TrainConfig's own defaults; presets change some of them (preset_values).
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
@@ -74,7 +76,10 @@ def add_override_arguments(parser: argparse.ArgumentParser, variant: bool = True
     option("--num-prototypes", "num_prototypes", "prototypes n (eq. 6-7)", type=int)
     option("--margin", "margin", "metric-loss margin rho (eq. 14)", type=float)
     option("--cycle-grad", "cycle_grad", "gradient route of the cycle: 'anchors' (only through "
-           "the anchor features F_N, the paper) or 'all'", choices=("anchors", "all"))
+           "the anchor features F_N, the paper) or 'all'", choices=CYCLE_GRADS)
+    option("--discrepancy-norm", "discrepancy_norm", "P' of eq. 6: 'layer' = LayerNorm(P - f^) "
+           "as in the authors' code (trains from the first step), 'none' = as printed (starts "
+           "degenerate, see docs/paper-notes.md)", choices=DISCREPANCY_NORMS)
     option("--loss-weights", "loss_weights", "lambda_1..4 of eq. 19 (L_sep, L_MMD, L_rec, "
            "L_aln)", type=float, nargs=4, metavar=("L1", "L2", "L3", "L4"))
     option("--seed", "seed", "random seed (model init, batches, augmentation)", type=int)

@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cycletrans.models.dmm import DISCREPANCY_NORMS
+from cycletrans.models.reid_model import CYCLE_GRADS
+
 PRESETS = ("sysu", "regdb", "demo")
 DATASETS = ("sysu", "regdb")
 SYSU_LAMBDAS = (0.3, 0.7, 0.15, 0.2)
@@ -80,6 +83,7 @@ class TrainConfig:
     num_prototypes: int = 1024
     margin: float = 0.5
     cycle_grad: str = "anchors"
+    discrepancy_norm: str = "layer"
     loss_weights: tuple[float, float, float, float] = SYSU_LAMBDAS
     seed: int = 0
     workers: int = 4
@@ -229,7 +233,10 @@ def _check(c: TrainConfig) -> None:
                         f"{c.random_erasing} and {c.val_fraction}")
     if c.device not in ("auto", "cpu", "cuda") and not c.device.startswith("cuda:"):
         problems.append(f"device must be auto, cpu, cuda or cuda:N, got {c.device!r}")
-    if c.cycle_grad not in ("anchors", "all"):
-        problems.append(f"cycle_grad must be 'anchors' or 'all', got {c.cycle_grad!r}")
+    if c.cycle_grad not in CYCLE_GRADS:
+        problems.append(f"cycle_grad must be one of {CYCLE_GRADS}, got {c.cycle_grad!r}")
+    if c.discrepancy_norm not in DISCREPANCY_NORMS:
+        problems.append(f"discrepancy_norm must be one of {DISCREPANCY_NORMS}, got "
+                        f"{c.discrepancy_norm!r}")
     if problems:
         raise ValueError("invalid training config: " + "; ".join(problems))

@@ -202,7 +202,8 @@ class Trainer:
             model = build_model(
                 c.variant, c.backbone, self.dataset.num_classes, num_anchors=c.num_anchors,
                 num_prototypes=c.num_prototypes, margin=c.margin, loss_weights=c.loss_weights,
-                cycle_grad=c.cycle_grad, pretrained=c.pretrained, preprocessing=pre)
+                cycle_grad=c.cycle_grad, discrepancy_norm=c.discrepancy_norm,
+                pretrained=c.pretrained, preprocessing=pre)
         except RuntimeError as error:
             if not c.pretrained:
                 raise

@@ -98,6 +98,7 @@ class ReIDModel(nn.Module):
         margin: float,
         loss_weights: LossWeights,
         cycle_grad: str,
+        discrepancy_norm: str,
         preprocessing: Preprocessing,
         config: dict,
     ) -> None:
@@ -106,7 +107,8 @@ class ReIDModel(nn.Module):
         self.backbone = backbone
         self.kcm = KCM(d, attn_dim) if use_kcm else None
         self.anchors = nn.Parameter(torch.randn(num_anchors, d) * INIT_STD) if use_kcm else None
-        self.head = head(d, num_prototypes, num_anchors, attn_dim) if head else None
+        self.head = (head(d, num_prototypes, num_anchors, attn_dim, discrepancy_norm)
+                     if head else None)
         dim = num_anchors * d if use_kcm else d
         self.neck = nn.BatchNorm1d(dim)
         self.neck.bias.requires_grad_(False)

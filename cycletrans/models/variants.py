@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from cycletrans.losses import SYSU_WEIGHTS, as_loss_weights
 from cycletrans.models.backbones import BACKBONES, build_backbone
-from cycletrans.models.dmm import DMM
+from cycletrans.models.dmm import DISCREPANCY_NORMS, DMM
 from cycletrans.models.heads import (
     PrototypeAggregation,
     PrototypeTransformer,
@@ -62,6 +62,7 @@ DEFAULT_OPTIONS = {
     "margin": 0.5,
     "loss_weights": SYSU_WEIGHTS,
     "cycle_grad": "anchors",
+    "discrepancy_norm": "layer",
     "pretrained": False,
     "preprocessing": Preprocessing(),
 }
@@ -88,6 +89,9 @@ def model_config(variant: str, backbone: str, num_classes: int, **options: objec
     opts = {**DEFAULT_OPTIONS, **options}
     if opts["cycle_grad"] not in CYCLE_GRADS:
         raise ValueError(f"cycle_grad must be one of {CYCLE_GRADS}, got {opts['cycle_grad']!r}")
+    if opts["discrepancy_norm"] not in DISCREPANCY_NORMS:
+        raise ValueError(f"discrepancy_norm must be one of {DISCREPANCY_NORMS}, "
+                         f"got {opts['discrepancy_norm']!r}")
     if isinstance(opts["margin"], bool) or not isinstance(opts["margin"], int | float) \
             or opts["margin"] < 0:
         raise ValueError(f"margin must be a non-negative number, got {opts['margin']!r}")
@@ -109,6 +113,7 @@ def model_config(variant: str, backbone: str, num_classes: int, **options: objec
             "margin": float(opts["margin"]),
             "loss_weights": as_loss_weights(opts["loss_weights"]).to_dict(),
             "cycle_grad": opts["cycle_grad"],
+            "discrepancy_norm": opts["discrepancy_norm"],
             "pretrained": opts["pretrained"],
         },
         "preprocessing": preprocessing.to_dict(),
@@ -141,6 +146,7 @@ def model_from_config(config: dict, load_pretrained: bool = False) -> ReIDModel:
         margin=opts["margin"],
         loss_weights=as_loss_weights(opts["loss_weights"]),
         cycle_grad=opts["cycle_grad"],
+        discrepancy_norm=opts["discrepancy_norm"],
         preprocessing=Preprocessing.from_dict(config["preprocessing"]),
         config=config,
     )
@@ -152,7 +158,8 @@ def build_model(variant: str, backbone: str, num_classes: int, **options: object
     Options: ``num_anchors`` (k, 7), ``num_prototypes`` (n, 1024), ``attn_dim`` (c, default d),
     ``margin`` (rho of eq. 14, 0.5), ``loss_weights`` (lambda_1..4 of eq. 19: a
     ``LossWeights``, "sysu" (default) or "regdb", a dict or four numbers), ``cycle_grad``
-    ("anchors" or "all", see ``reid_model``), ``pretrained`` (ImageNet weights, False),
+    ("anchors" or "all", see ``reid_model``), ``discrepancy_norm`` ("layer" or "none": P' of
+    eq. 6 layer-normalised, or as printed; see ``dmm``), ``pretrained`` (ImageNet weights, False),
     ``preprocessing`` (a ``Preprocessing``; default 384x192, ImageNet statistics).
 
     Example:
