@@ -7,10 +7,14 @@ implementations evaluate the 4 settings x 10 trials with the official gallery pi
 
 - vectorised: :func:`cycletrans.evaluation.evaluate_sysu_settings` (one distance matrix for
   all settings, column slices per trial, ranking vectorised over chunks of queries);
-- loop: the same distance matrix, then every trial ranks every query on its own
-  (:func:`loop_rank_metrics`, written plainly after the official evaluation code).
+- loop: the plain implementation, structured like the official evaluation code: for every
+  setting and trial, pick the gallery, compute the query x gallery distance matrix, then rank
+  every query on its own (:func:`loop_rank_metrics`).
 
-The per-trial metrics must agree (valid-query counts exactly, every metric to 1e-12).
+The features are random small integers (-8..8) stored as float32: every squared distance is
+then an integer below 2^24, exact in float32 whatever the order of the BLAS sums, so the two
+implementations rank bit-identical distances although they compute them in different matrix
+shapes. The per-trial metrics must agree (valid-query counts exactly, every metric to 1e-12).
 ``loop_rank_metrics`` is also the reference the unit tests compare ``rank_metrics`` with.
 
 Usage:
@@ -80,21 +84,17 @@ def loop_rank_metrics(distmat, q_ids, g_ids, q_cams, g_cams, protocol: str) -> d
 
 
 def loop_evaluate_sysu(features, ids, cams, frames, settings, trials: int) -> dict:
-    """Per-trial ``loop_rank_metrics`` results of each setting (official picks), one distance
-    matrix for all settings and the same query order as the vectorised version, so that both
-    rank bit-identical float32 distances."""
+    """Per-trial ``loop_rank_metrics`` results of each setting (official picks): each trial's
+    gallery, its own distance matrix, then one query at a time (queries in the same order as
+    the vectorised version: camera 3, then camera 6)."""
     query = np.concatenate([np.flatnonzero(cams == 3), np.flatnonzero(cams == 6)])
-    galleries = {setting: sysu_gallery_indices(ids, cams, frames, *setting, trials, "official")
-                 for setting in settings}
-    candidates = np.unique(np.concatenate([g.reshape(-1) for g in galleries.values()]))
-    dist = pairwise_distance(features[query], features[candidates])
     results = {}
-    for setting, gallery in galleries.items():
-        columns = np.searchsorted(candidates, gallery)
+    for setting in settings:
+        galleries = sysu_gallery_indices(ids, cams, frames, *setting, trials, "official")
         results[setting] = [
-            loop_rank_metrics(dist[:, columns[t]], ids[query], ids[gallery[t]], cams[query],
-                              cams[gallery[t]], "sysu")
-            for t in range(trials)
+            loop_rank_metrics(pairwise_distance(features[query], features[gallery]), ids[query],
+                              ids[gallery], cams[query], cams[gallery], "sysu")
+            for gallery in galleries
         ]
     return results
 
@@ -105,12 +105,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trials", type=int, default=10, help="trials per setting")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random features")
     args = parser.parse_args(argv)
+    if not 1 <= args.dim <= 2**24 // 16**2:  # keep every squared distance exact in float32
+        parser.error(f"--dim must be between 1 and {2**24 // 16**2}")
 
     all_pids = sorted({pid for _, pid in load_rand_perm_cam("official")})
     ids, cams, frames = sysu_image_table(all_pids)
     test_ids = [int(x) for x in TEST_IDS.read_text().split(",")]
-    features = np.random.default_rng(args.seed).standard_normal((ids.size, args.dim),
-                                                                 dtype=np.float32)
+    rng = np.random.default_rng(args.seed)
+    features = rng.integers(-8, 9, size=(ids.size, args.dim)).astype(np.float32)
     print(f"{ids.size} images ({len(all_pids)} ids), features {features.shape}; "
           f"{len(test_ids)} test ids")
 
