@@ -17,6 +17,7 @@ Example:
 
 from cycletrans.evaluation.metrics import (
     SUMMARY_KEYS,
+    camera_location,
     mean_metrics,
     pairwise_distance,
     rank_metrics,
@@ -38,6 +39,7 @@ __all__ = [
     "SUMMARY_KEYS",
     "SYSU_SETTINGS",
     "average_regdb_trials",
+    "camera_location",
     "evaluate_regdb",
     "evaluate_sysu",
     "evaluate_sysu_settings",

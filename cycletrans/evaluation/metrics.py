@@ -183,7 +183,7 @@ def _query_groups(
     """
     if protocol == "regdb":
         return [(np.arange(q_cams.size), np.arange(g_cams.size))]
-    q_loc, g_loc = _location(q_cams), _location(g_cams)
+    q_loc, g_loc = camera_location(q_cams), camera_location(g_cams)
     return [(np.flatnonzero(q_loc == loc), np.flatnonzero(g_loc != loc))
             for loc in np.unique(q_loc)]
 
@@ -269,8 +269,11 @@ def _rows(distmat: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.take(distmat, rows, axis=0)
 
 
-def _location(cams: np.ndarray) -> np.ndarray:
-    """SYSU-MM01 location of each camera: camera 3 (indoor IR) is in camera 2's room."""
+def camera_location(cams: np.ndarray) -> np.ndarray:
+    """SYSU-MM01 location of each camera: camera 3 (indoor IR) is in camera 2's room.
+
+    Gallery images at a query's location are junk for the ``"sysu"`` protocol.
+    """
     return np.where(cams == 3, 2, cams)
 
 

@@ -223,8 +223,12 @@ class ReIDModel(nn.Module):
         feature after the BN neck, ``D = d``), computed in eval mode without gradients.
         """
         with self._evaluating():
-            out = self(images, self._modality_codes(images, modality))
-            return self.neck(out.features)
+            return self.retrieval_feature(images, self._modality_codes(images, modality))
+
+    def retrieval_feature(self, images: torch.Tensor, modalities: torch.Tensor) -> torch.Tensor:
+        """The retrieval feature ``[B, D]`` (BN-neck output) with autograd, in the current
+        mode: ``embed`` is its eval-mode, no-grad form; Grad-CAM differentiates this one."""
+        return self.neck(self(images, modalities).features)
 
     @torch.no_grad()
     def anchor_attention(self, images: torch.Tensor, modality: str | int) -> torch.Tensor:
