@@ -1,0 +1,172 @@
+"""Where a model looks when it matches two images: Grad-CAM of an embedding similarity (Fig. 5)
+and the pseudo anchors' attention maps (eq. 5).
+
+Test identities have no classifier output, so the Grad-CAM target is the cosine similarity of
+the two images' retrieval embeddings: the query's heatmap is Grad-CAM (``pytorch_grad_cam``) of
+cos(f(query), f(match)) on the query's forward pass with f(match) held fixed, at the target
+layer ``model.feature_layer`` (the backbone's last stage); the match's heatmap likewise with the
+roles swapped. Heatmaps are ``[H, W]`` float arrays in [0, 1] at the model's input size (Grad-CAM
+keeps positive evidence and scales each map to [0, 1]; a map with no positive evidence is 0).
+
+Images are RGB PIL images; they are resized and normalised with the model's test-time
+preprocessing (``model.preprocessing``), so the heatmaps align with :func:`model_view`.
+
+Example:
+    >>> import cycletrans
+    >>> from PIL import Image
+    >>> model = cycletrans.build_model("full", "resnet18", num_classes=4, num_anchors=3,
+    ...     num_prototypes=8, preprocessing={"height": 64, "width": 32,
+    ...                                      "mean": [0.5] * 3, "std": [0.5] * 3}).eval()
+    >>> query, match = Image.new("RGB", (32, 64), "red"), Image.new("RGB", (32, 64), "blue")
+    >>> query_map, match_map = similarity_cam(model, query, match, "infrared")
+    >>> query_map.shape, overlay(model_view(model, query), query_map).shape
+    ((64, 32), (64, 32, 3))
+    >>> anchor_maps(model, query, "infrared").shape
+    (3, 64, 32)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as nnf
+from PIL import Image
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.image import show_cam_on_image
+from torch import nn
+
+from cycletrans.data import build_transforms
+from cycletrans.modality import MODALITIES, modality_index
+
+
+class EmbeddingNet(nn.Module):
+    """The retrieval embedding of one modality *with* gradients: ``[B,3,H,W] -> [B,D]``.
+
+    ``model.embed`` runs without gradients; Grad-CAM needs them, so this calls
+    ``model.retrieval_feature`` (the same feature, with autograd) in the model's eval mode.
+    """
+
+    def __init__(self, model: nn.Module, modality: str | int) -> None:
+        super().__init__()
+        self.model = model
+        self.code = modality_index(modality)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        codes = torch.full((len(images),), self.code, dtype=torch.long, device=images.device)
+        return self.model.retrieval_feature(images, codes)
+
+
+class SimilarityTarget:
+    """Grad-CAM target: cosine similarity of an embedding ``[D]`` with a fixed ``reference``."""
+
+    def __init__(self, reference: torch.Tensor) -> None:
+        self.reference = nnf.normalize(reference.detach().reshape(-1), dim=0)
+
+    def __call__(self, embedding: torch.Tensor) -> torch.Tensor:
+        return nnf.normalize(embedding.reshape(-1), dim=0) @ self.reference
+
+
+def _check_model(model: nn.Module) -> None:
+    if model.training:
+        raise ValueError("similarity_cam needs a model in eval mode (BN statistics of the "
+                         "batch would change the maps): call model.eval() first")
+
+
+def image_tensor(model: nn.Module, image: Image.Image) -> torch.Tensor:
+    """``[1, 3, H, W]``: ``image`` (RGB PIL) with the model's test-time preprocessing."""
+    if not isinstance(image, Image.Image) or image.mode != "RGB":
+        kind = image.mode if isinstance(image, Image.Image) else type(image).__name__
+        raise ValueError(f"expected an RGB PIL image, got {kind}")
+    device = next(model.parameters()).device
+    return build_transforms(model.preprocessing, train=False)(image)[None].to(device)
+
+
+def model_view(model: nn.Module, image: Image.Image) -> np.ndarray:
+    """``[H, W, 3]`` uint8: ``image`` resized to the model's input size (what the maps cover)."""
+    size = (model.preprocessing.width, model.preprocessing.height)
+    return np.asarray(image.convert("RGB").resize(size, Image.BILINEAR))
+
+
+def _grad_cam(model: nn.Module, images: torch.Tensor, modality: str | int,
+              reference: torch.Tensor) -> np.ndarray:
+    """Grad-CAM ``[H, W]`` of cos(embedding(images[0]), reference) at ``model.feature_layer``."""
+    cam = GradCAM(model=EmbeddingNet(model, modality), target_layers=[model.feature_layer])
+    try:
+        return cam(input_tensor=images, targets=[SimilarityTarget(reference)])[0]
+    finally:
+        cam.activations_and_grads.release()
+        model.zero_grad(set_to_none=True)  # Grad-CAM's backward filled the parameters' .grad
+
+
+def similarity_cam(
+    model: nn.Module,
+    query_image: Image.Image,
+    match_image: Image.Image,
+    query_modality: str | int,
+    match_modality: str | int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grad-CAM heatmaps of the query-match embedding similarity on both images.
+
+    Args:
+        model: a model in eval mode with ``feature_layer``, ``neck`` and ``preprocessing``
+            (e.g. from ``cycletrans.load_model``).
+        query_image, match_image: RGB PIL images.
+        query_modality: "visible" or "infrared".
+        match_modality: the match's modality; default the other one (cross-modality match).
+
+    Returns:
+        ``(query_heatmap, match_heatmap)``, each ``[H, W]`` float32 in [0, 1] at the model's
+        input size.
+    """
+    _check_model(model)
+    if match_modality is None:
+        match_modality = MODALITIES[1 - modality_index(query_modality)]
+    query, match = image_tensor(model, query_image), image_tensor(model, match_image)
+    with torch.no_grad():
+        query_embedding = EmbeddingNet(model, query_modality)(query)[0]
+        match_embedding = EmbeddingNet(model, match_modality)(match)[0]
+    return (_grad_cam(model, query, query_modality, match_embedding),
+            _grad_cam(model, match, match_modality, query_embedding))
+
+
+def normalise_map(heatmap: np.ndarray) -> np.ndarray:
+    """Min-max scale a map to [0, 1] (a constant map becomes 0)."""
+    heatmap = np.asarray(heatmap, dtype=np.float32)
+    low, high = float(heatmap.min()), float(heatmap.max())
+    return (heatmap - low) / (high - low) if high > low else np.zeros_like(heatmap)
+
+
+def anchor_maps(model: nn.Module, image: Image.Image, modality: str | int) -> np.ndarray:
+    """The k pseudo anchors' eq. 5 attention over the image, ``[k, H, W]`` in [0, 1].
+
+    ``model.anchor_attention`` gives ``[1, k, h, w]`` weights on the feature map; each map is
+    upsampled (bilinear) to the model's input size and min-max scaled for display. Raises
+    ValueError for a model without KCM (the baseline).
+    """
+    images = image_tensor(model, image)
+    weights = model.anchor_attention(images, modality)  # [1, k, h, w], eq. 5
+    upsampled = nnf.interpolate(weights.float(), size=images.shape[2:], mode="bilinear",
+                              align_corners=False)[0]
+    return np.stack([normalise_map(m) for m in upsampled.cpu().numpy()])
+
+
+def overlay(image: np.ndarray | Image.Image, heatmap: np.ndarray, alpha: float = 0.5
+            ) -> np.ndarray:
+    """Draw ``heatmap`` ([h, w] in [0, 1], jet colours) over ``image``; ``[H, W, 3]`` uint8.
+
+    The heatmap is resized (bilinear) to the image when their sizes differ. ``alpha`` is the
+    heatmap's weight.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    rgb = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an [H, W, 3] image, got shape {rgb.shape}")
+    heatmap = np.asarray(heatmap, dtype=np.float32)
+    if heatmap.ndim != 2:
+        raise ValueError(f"expected an [h, w] heatmap, got shape {heatmap.shape}")
+    if heatmap.shape != rgb.shape[:2]:
+        heatmap = nnf.interpolate(torch.from_numpy(heatmap)[None, None], size=rgb.shape[:2],
+                                mode="bilinear", align_corners=False)[0, 0].numpy()
+    return show_cam_on_image(rgb.astype(np.float32) / 255.0, np.clip(heatmap, 0.0, 1.0),
+                             use_rgb=True, image_weight=1.0 - alpha)
