@@ -23,8 +23,7 @@ MAX_UPLOAD = "25mb"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python app.py", description="Serve the CycleTrans VI-ReID app (Gradio).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog="python app.py", description="Serve the CycleTrans VI-ReID app (Gradio).")
     parser.add_argument("--dataset", choices=("sysu", "regdb"), default=None,
                         help="dataset layout (default: detected from --data-root)")
     parser.add_argument("--data-root", default=None, metavar="DIR",
@@ -38,16 +37,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--baseline-checkpoint", default=None, metavar="FILE",
                         help="Baseline (default with the demo set: "
                         "assets/checkpoints/baseline.safetensors; optional otherwise)")
-    parser.add_argument("--trial", type=int, default=1, help="RegDB trial, 1..10")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--trial", type=int, default=1, help="RegDB trial, 1..10 (default: 1)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=None,
                         help="port (default: Gradio's, 7860 or the next free one)")
-    parser.add_argument("--share", action="store_true", help="make a public gradio.live link")
+    parser.add_argument("--share", action="store_true", help="make a public gradio.live link (default: off)")
     parser.add_argument("--cache-dir", default=None, metavar="DIR",
                         help="feature cache (default: ~/.cache/cycletrans/app, or "
                         "$CYCLETRANS_CACHE/app)")
     parser.add_argument("--device", default="cpu",
-                        help="where the models run: cpu, cuda, cuda:N or auto")
+                        help="where the models run: cpu, cuda, cuda:N or auto (default: cpu)")
     args = parser.parse_args(argv)
     if args.data_root is not None and args.checkpoint is None:
         parser.error("--data-root needs --checkpoint (the CycleTrans model trained on it)")
