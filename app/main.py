@@ -42,7 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=None,
                         help="port (default: Gradio's, 7860 or the next free one)")
-    parser.add_argument("--share", action="store_true", help="make a public gradio.live link (default: off)")
+    parser.add_argument("--share", action="store_true",
+                        help="make a public gradio.live link (default: off)")
     parser.add_argument("--cache-dir", default=None, metavar="DIR",
                         help="feature cache (default: ~/.cache/cycletrans/app, or "
                         "$CYCLETRANS_CACHE/app)")

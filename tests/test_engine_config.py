@@ -38,7 +38,7 @@ def test_demo_preset_is_a_small_scratch_model_without_data_root():
     c = resolve_config("demo")
     assert c.data_root is None
     assert c.dataset == "sysu"
-    assert (c.backbone, c.pretrained, c.height, c.width) == ("resnet18", False, 128, 64)
+    assert (c.backbone, c.pretrained, c.height, c.width) == ("resnet18_slim", False, 128, 64)
 
 
 def test_overrides_replace_preset_values_and_none_keeps_them():
@@ -82,7 +82,7 @@ def test_dict_round_trip_and_runtime_fields_are_not_differences():
     c = resolve_config("demo", {"loss_weights": (0.1, 0.2, 0.3, 0.4)})
     assert TrainConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
     assert config_differences(c, c.replace(workers=7, max_steps=3, progress=False)) == []
-    assert config_differences(c, c.replace(epochs=5)) == ["epochs: saved 45, now 5"]
+    assert config_differences(c, c.replace(epochs=5)) == ["epochs: saved 120, now 5"]
     with pytest.raises(ValueError, match="unknown training config keys"):
         TrainConfig.from_dict({**c.to_dict(), "bogus": 1})
 

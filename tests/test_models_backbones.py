@@ -27,8 +27,26 @@ def test_resnet50_maps_384x192_to_24x12_with_2048_channels():
     assert F_I.shape == (1, 2048, 24, 12)
 
 
+def test_resnet18_slim_is_resnet18_at_3_8_width_with_last_stride_1():
+    net = build_backbone("resnet18_slim").eval()
+    widths = [stage[0].conv1.out_channels for stage in
+              (net.layer1, net.layer2, net.layer3, net.layer4)]
+    with torch.no_grad():
+        F_I = net(torch.randn(2, 3, 128, 64), torch.tensor([0, 1]))
+    assert widths == [24, 48, 96, 192]
+    assert [len(stage) for stage in (net.layer1, net.layer2, net.layer3, net.layer4)] == [2] * 4
+    assert net.out_channels == 192
+    assert F_I.shape == (2, 192, 8, 4)
+    assert sum(p.numel() for p in net.parameters()) < 1.7e6
+
+
+def test_resnet18_slim_has_no_imagenet_weights_to_load():
+    with pytest.raises(ValueError, match="no ImageNet weights"):
+        build_backbone("resnet18_slim", pretrained=True)
+
+
 def test_unknown_backbone_is_refused_with_the_valid_names():
-    with pytest.raises(ValueError, match="resnet50, resnet18, agw"):
+    with pytest.raises(ValueError, match="resnet50, resnet18, resnet18_slim, agw"):
         build_backbone("vgg16")
 
 

@@ -151,7 +151,7 @@ def test_defaults_are_the_papers_settings():
     ("args", "options", "message"),
     [
         (("fancy", "resnet18", 2), {}, "valid variants: baseline, kcm, .*transformer"),
-        (("full", "vgg", 2), {}, "valid backbones: resnet50, resnet18, agw"),
+        (("full", "vgg", 2), {}, "valid backbones: resnet50, resnet18, resnet18_slim, agw"),
         (("full", "resnet18", 2), {"num_anchor": 3}, "unknown options.*num_anchors"),
         (("full", "resnet18", 0), {}, "num_classes must be a positive integer"),
         (("full", "resnet18", 2), {"num_prototypes": 0}, "num_prototypes must be"),

@@ -1,8 +1,10 @@
 """Convolutional backbones that return the last feature map F_I ``[B, d, h, w]``.
 
 ``resnet50`` is the paper's backbone (last stride 1: a 384x192 image gives a 24x12 map with
-d = 2048); ``resnet18`` (last stride 1, d = 512) serves the CPU demo; ``agw`` is AGW's
-two-stream ResNet-50 (see ``cycletrans.models.agw``). Every backbone has
+d = 2048); ``resnet18`` (last stride 1, d = 512) is the small one; ``resnet18_slim`` is ResNet-18
+at 3/8 of its width (24-48-96-192 channels, d = 192, 1.6 M parameters, no ImageNet weights),
+the backbone of the shipped CPU demo models (three of them fit in under 30 MB); ``agw`` is
+AGW's two-stream ResNet-50 (see ``cycletrans.models.agw``). Every backbone has
 ``forward(images [B,3,H,W], modalities [B] long)``, ``.out_channels`` (d) and ``.layer4``
 (the last stage, for Grad-CAM). Single-stream backbones ignore ``modalities``.
 
@@ -24,8 +26,10 @@ import os
 import torch
 from torch import nn
 from torchvision.models import ResNet, ResNet18_Weights, ResNet50_Weights, resnet18, resnet50
+from torchvision.models.resnet import BasicBlock
 
-BACKBONES = ("resnet50", "resnet18", "agw")
+BACKBONES = ("resnet50", "resnet18", "resnet18_slim", "agw")
+SLIM_WIDTH = 24  # channels of resnet18_slim's first stage (ResNet-18: 64)
 
 _RESNETS = {
     "resnet50": (resnet50, ResNet50_Weights.IMAGENET1K_V1),
@@ -53,9 +57,40 @@ def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
         ) from err
 
 
+def slim_resnet18(width: int = SLIM_WIDTH) -> ResNet:
+    """ResNet-18 with ``width``, 2, 4, 8 x ``width`` channels in its four stages (torchvision's
+    blocks and initialisation)."""
+    net = resnet18(weights=None)
+    widths = [width * 2**i for i in range(4)]
+    net.conv1 = nn.Conv2d(3, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
+    net.bn1 = nn.BatchNorm2d(widths[0])
+    stages = []
+    for i, planes in enumerate(widths):
+        inplanes, stride = widths[max(i - 1, 0)], 1 if i == 0 else 2
+        shortcut = None if i == 0 else nn.Sequential(
+            nn.Conv2d(inplanes, planes, kernel_size=1, stride=stride, bias=False),
+            nn.BatchNorm2d(planes))
+        stages.append(nn.Sequential(BasicBlock(inplanes, planes, stride, shortcut),
+                                    BasicBlock(planes, planes)))
+    net.layer1, net.layer2, net.layer3, net.layer4 = stages
+    net.fc = nn.Linear(widths[-1], net.fc.out_features)
+    for module in net.modules():  # torchvision's ResNet initialisation
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    return net
+
+
 def resnet_trunk(arch: str, pretrained: bool = False) -> ResNet:
-    """A torchvision ResNet whose last stage keeps the resolution (last stride 1)."""
-    net = _RESNETS[arch][0](weights=None)
+    """A ResNet whose last stage keeps the resolution (last stride 1)."""
+    if arch == "resnet18_slim":
+        if pretrained:
+            raise ValueError("resnet18_slim has no ImageNet weights: use pretrained=False")
+        net = slim_resnet18()
+    else:
+        net = _RESNETS[arch][0](weights=None)
     if pretrained:
         net.load_state_dict(imagenet_state_dict(arch))
     for module in net.layer4[0].modules():  # the strided conv and its downsample shortcut
@@ -94,6 +129,6 @@ def build_backbone(name: str, pretrained: bool = False) -> nn.Module:
         from cycletrans.models.agw import AGWBackbone  # agw builds on this module
 
         return AGWBackbone(pretrained=pretrained)
-    if name not in _RESNETS:
+    if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; valid backbones: {', '.join(BACKBONES)}")
     return ResNetBackbone(name, pretrained=pretrained)
