@@ -140,6 +140,17 @@ def test_every_command_has_a_help_that_names_its_flags(command, flags, capsys):
         assert "default: sysu 140, regdb 140, demo" in text
 
 
+def test_train_flags_reach_the_config_and_unset_ones_keep_the_preset():
+    from cycletrans.cli import build_parser
+    from cycletrans.cli.train import config_from_args
+
+    args = build_parser().parse_args(["train", "--preset", "sysu", "--data-root", "/d",
+                                      "--pad-crop", "--no-flip", "--epochs", "3"])
+    config = config_from_args(args)
+    assert (config.pad_crop, config.flip, config.epochs) == (True, False, 3)
+    assert (config.random_erasing, config.lr) == (0.5, 3.5e-4)
+
+
 def test_python_m_cycletrans_help_lists_the_commands():
     done = subprocess.run([sys.executable, "-m", "cycletrans", "--help"], capture_output=True,
                           text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},

@@ -23,7 +23,7 @@ def test_sysu_preset_is_the_papers_recipe():
     assert (c.lr, c.milestones, c.gamma, c.epochs) == (3.5e-4, (40, 70), 0.1, 140)
     assert (c.num_ids, c.num_per_modality, c.num_anchors, c.num_prototypes) == (8, 4, 7, 1024)
     assert c.loss_weights == (0.3, 0.7, 0.15, 0.2)
-    assert (c.flip, c.random_erasing, c.margin) == (True, 0.5, 0.5)
+    assert (c.flip, c.random_erasing, c.pad_crop, c.margin) == (True, 0.5, False, 0.5)
     assert c.output == "runs/sysu/full"
 
 

@@ -72,6 +72,8 @@ def add_override_arguments(parser: argparse.ArgumentParser, variant: bool = True
     option("--width", "width", "input width in pixels", type=int)
     switch("--flip", "flip", "random horizontal flip (p = 0.5)")
     option("--random-erasing", "random_erasing", "random erasing probability", type=float)
+    switch("--pad-crop", "pad_crop", "pad 10 pixels and random-crop back (the authors' code; "
+           "not in the paper)")
     option("--num-anchors", "num_anchors", "pseudo anchors k (eq. 5)", type=int)
     option("--num-prototypes", "num_prototypes", "prototypes n (eq. 6-7)", type=int)
     option("--margin", "margin", "metric-loss margin rho (eq. 14)", type=float)
@@ -122,8 +124,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "rank 0 writes files.")
     parser.add_argument("--preset", choices=PRESETS, default=None,
                         help="recipe: sysu / regdb (paper, ResNet-50 at 384x192, 140 epochs) or "
-                        "demo (synthetic set, ResNet-18 at 128x64, minutes on a CPU); required "
-                        "unless --resume")
+                        "demo (synthetic set, slim ResNet-18 at 128x64, minutes on a CPU); "
+                        "required unless --resume")
     parser.add_argument("--output", default=None, metavar="DIR",
                         help="run folder (default: runs/<preset>/<variant>)")
     parser.add_argument("--resume", action="store_true",

@@ -80,6 +80,7 @@ class TrainConfig:
     width: int = 192
     flip: bool = True
     random_erasing: float = 0.5
+    pad_crop: bool = False
     num_anchors: int = 7
     num_prototypes: int = 1024
     margin: float = 0.5

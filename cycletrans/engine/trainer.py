@@ -136,7 +136,8 @@ class Trainer:
         self.splits = load_splits(config, root)
         pre = Preprocessing(height=config.height, width=config.width)
         self.dataset = ReIDDataset(self.splits.train, build_transforms(
-            pre, train=True, random_erasing=config.random_erasing, flip=config.flip))
+            pre, train=True, random_erasing=config.random_erasing, flip=config.flip,
+            pad_crop=config.pad_crop))
         self.sampler = CrossModalitySampler(
             self.dataset.labels, self.dataset.modalities, num_ids=config.num_ids,
             num_per_modality=config.num_per_modality, seed=config.seed,
