@@ -1,9 +1,7 @@
 """Measure the app as its users meet it: start-up, search, Grad-CAM, t-SNE, memory.
 
 Runs ``python app.py`` on the demo set (generated into the cache on first use) in a subprocess,
-with the shipped demo checkpoints (``assets/checkpoints``) or, when they are not there yet,
-random-init models of the same architecture (ResNet-18 at 128 x 64, k = 7, n = 1024: the output
-says which). Through ``gradio_client`` it times:
+with the shipped demo checkpoints (``assets/checkpoints``). Through ``gradio_client`` it times:
 
 - start-up with a cold feature cache (the first start: features of every test image) and with a
   warm one (imports, dataset, digests, models, cached features, server), until the page answers;
@@ -44,11 +42,16 @@ from PIL import Image, ImageOps
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.context import BASELINE, CYCLETRANS, DEFAULT_CHECKPOINTS, NOCYCLE  # noqa: E402
+from app.context import (  # noqa: E402
+    BASELINE,
+    CYCLETRANS,
+    DEFAULT_CHECKPOINTS,
+    DEMO_TRAIN_HINT,
+    NOCYCLE,
+)
 
 TARGETS = {"search median (s)": 0.3, "Grad-CAM (s)": 1.5, "t-SNE first (s)": 10.0,
            "peak memory (GB)": 1.5}
-VARIANTS = {BASELINE: "baseline", NOCYCLE: "dmm", CYCLETRANS: "full"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,25 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def checkpoints(folder: Path) -> tuple[dict[str, Path], str]:
-    """The shipped demo checkpoints, or random-init ones of the demo architecture."""
-    if all(path.is_file() for path in DEFAULT_CHECKPOINTS.values()):
-        return dict(DEFAULT_CHECKPOINTS), "shipped demo checkpoints (assets/checkpoints)"
-    import cycletrans
-    from cycletrans.data import SYSUMM01
-    from cycletrans.engine.data import demo_data_root
-
-    classes = len({r.pid for r in SYSUMM01(demo_data_root()).train})
-    paths = {}
-    for name, variant in VARIANTS.items():
-        paths[name] = folder / f"{variant}.safetensors"
-        model = cycletrans.build_model(variant, "resnet18", num_classes=classes,
-                                       preprocessing={"height": 128, "width": 64,
-                                                      "mean": [0.485, 0.456, 0.406],
-                                                      "std": [0.229, 0.224, 0.225]})
-        cycletrans.save_model(model, paths[name])
-    return paths, ("RANDOM-INIT models of the demo architecture (resnet18 128x64, k=7, n=1024): "
-                   "the shipped demo checkpoints are not there yet")
+def checkpoints() -> dict[str, Path]:
+    """The shipped demo checkpoints; SystemExit naming the command that makes them if absent."""
+    missing = [str(p) for p in DEFAULT_CHECKPOINTS.values() if not p.is_file()]
+    if missing:
+        raise SystemExit(f"missing {', '.join(missing)}: {DEMO_TRAIN_HINT}")
+    return dict(DEFAULT_CHECKPOINTS)
 
 
 def free_port() -> int:
@@ -151,8 +141,7 @@ def measure(args: argparse.Namespace, work: Path) -> int:
     from cycletrans.data import SYSUMM01
     from cycletrans.engine.data import demo_data_root
 
-    paths, which = checkpoints(work / "checkpoints")
-    print(f"models: {which}")
+    paths = checkpoints()
     test = SYSUMM01(demo_data_root()).test
     cache = work / "cache"
 

@@ -140,3 +140,33 @@ def test_unavailable_imagenet_weights_surface_as_a_training_error(tree, tmp_path
     monkeypatch.setattr("cycletrans.models.backbones.imagenet_state_dict", offline)
     with pytest.raises(TrainingError, match=r"ImageNet weights of resnet18(.|\n)*--no-pretrained"):
         train(_config(tree, tmp_path / "run", pretrained=True))
+
+
+@pytest.mark.parametrize("variant", ["baseline", "kcm", "full", "transformer"])
+def test_weight_decay_covers_every_parameter_once_and_spares_the_cycletrans_head(variant):
+    from cycletrans.engine.trainer import parameter_groups
+
+    model = cycletrans.build_model(variant, "resnet18_slim", num_classes=3, num_anchors=3,
+                                   num_prototypes=8)
+    groups = parameter_groups(model, 5e-4)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+    decayed = {id(p) for g in groups if g["weight_decay"] == 5e-4 for p in g["params"]}
+    assert decayed == {id(p) for name, p in model.named_parameters()
+                       if name.split(".")[0] in ("backbone", "neck", "classifier")}
+    assert len(groups) == (1 if variant == "baseline" else 2)
+    assert all(g["weight_decay"] == 0.0 for g in groups[1:])
+
+
+def test_a_step_with_zero_gradient_leaves_the_head_unchanged_and_shrinks_the_classifier():
+    from cycletrans.engine.trainer import parameter_groups
+
+    model = cycletrans.build_model("full", "resnet18_slim", num_classes=3, num_anchors=3,
+                                   num_prototypes=8)
+    optimizer = torch.optim.Adam(parameter_groups(model, 5e-4), lr=1e-3)
+    anchors, classifier = model.anchors.detach().clone(), model.classifier.weight.detach().clone()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    assert torch.equal(model.anchors, anchors)
+    assert model.classifier.weight.abs().sum() < classifier.abs().sum()

@@ -61,7 +61,8 @@ def add_override_arguments(parser: argparse.ArgumentParser, variant: bool = True
            "the learning rate is multiplied by --gamma once more", type=int, nargs="+",
            metavar="EPOCH")
     option("--gamma", "gamma", "learning-rate factor at each milestone", type=float)
-    option("--weight-decay", "weight_decay", "Adam weight decay on every parameter (not given "
+    option("--weight-decay", "weight_decay", "Adam weight decay of the backbone, BN neck and "
+           "classifier; the CycleTrans head (anchors, prototypes, attention) gets none (not given "
            "by the paper; 5e-4 as in Adam-trained ReID baselines)", type=float)
     option("--num-ids", "num_ids", "identities per batch (P, per process)", type=int)
     option("--num-per-modality", "num_per_modality", "images per identity and modality (K): "

@@ -14,8 +14,9 @@ Presets (design.md section 2):
   (``resnet18_slim``, 3/8 width) from scratch at 128 x 64, 120 epochs of 20 batches (2,400
   steps, x0.1 at epochs 80 and 105), about 10 minutes on 2 CPU cores.
 
-Values the paper does not give, chosen here: Adam weight decay 5e-4 on every parameter (the
-usual value of Adam-trained ReID baselines such as AGW); no warm-up; the learning rate changes at
+Values the paper does not give, chosen here: Adam weight decay 5e-4 (the usual value of
+Adam-trained ReID baselines such as AGW) on the backbone, BN neck and classifier, none on the
+CycleTrans head (see ``trainer.parameter_groups``); no warm-up; the learning rate changes at
 epoch boundaries only; the best checkpoint is the one with the highest validation mAP.
 
 Example:

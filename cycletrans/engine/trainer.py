@@ -63,6 +63,7 @@ from cycletrans.engine.state import (
     set_rng_state,
 )
 from cycletrans.models import build_model
+from cycletrans.models.reid_model import ReIDModel
 from cycletrans.preprocessing import Preprocessing
 
 STATE_VERSION = 1
@@ -120,6 +121,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def parameter_groups(model: ReIDModel, weight_decay: float) -> list[dict[str, Any]]:
+    """Adam parameter groups: weight decay on the backbone, BN neck and classifier, none on the
+    CycleTrans head (:meth:`ReIDModel.head_parameters`).
+
+    The head's attention starts near uniform (eq. 4 has no temperature), so its gradients are
+    tiny for many steps; Adam normalises the L2 term with them, and a decayed head shrinks
+    towards zero at about the learning rate per step. Measured on the demo: with decay on every
+    parameter, W_theta and W_tau of KCM fell from 4e-2 to 1e-22 in 2,400 steps and the anchor
+    attention of eq. 5 stayed exactly uniform.
+    """
+    head = {id(p) for p in model.head_parameters()}
+    rest = [p for p in model.parameters() if id(p) not in head]
+    groups = [{"params": rest, "weight_decay": weight_decay}]
+    if head:
+        groups.append({"params": model.head_parameters(), "weight_decay": 0.0})
+    return groups
+
+
 class Trainer:
     """One training run; :func:`train` is the entry point."""
 
@@ -150,8 +169,8 @@ class Trainer:
                 step_module, device_ids=[self.device.index] if self.device.type == "cuda"
                 else None)
         self.step_module = step_module
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
-                                          weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.Adam(parameter_groups(self.model, config.weight_decay),
+                                          lr=config.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self.epoch, self.position, self.global_step = 0, 0, 0
         self.best_score: float | None = None

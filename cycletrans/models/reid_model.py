@@ -122,6 +122,13 @@ class ReIDModel(nn.Module):
         self.preprocessing = preprocessing
         self.config = config
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The CycleTrans head's parameters: the anchors C, KCM (W_theta, W_tau) and the DMM or
+        Table III head (prototypes P, W_psi, W_sigma, ...); empty for the baseline."""
+        parts = [self.kcm, self.head]
+        params = [p for part in parts if part is not None for p in part.parameters()]
+        return params + ([self.anchors] if self.anchors is not None else [])
+
     @property
     def feature_layer(self) -> nn.Module:
         """The backbone's last stage (the Grad-CAM target layer)."""
