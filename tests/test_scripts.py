@@ -1,0 +1,77 @@
+"""The report scripts behind the README's numbers: training times and result tables."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPTS / name), *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def write_run(folder: Path, variant: str, seconds: list[float]) -> None:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"variant": variant,
+                                                    "backbone": "resnet18_slim"}))
+    (folder / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": i + 1, "time_s": s, "steps": 20}) + "\n"
+        for i, s in enumerate(seconds)))
+
+
+def test_training_times_sum_the_epochs_and_give_a_load_robust_median(tmp_path):
+    write_run(tmp_path / "baseline", "baseline", [60.0, 60.0, 600.0])  # one slowed epoch
+    done = run_script("training_times.py", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| baseline"))
+    assert [c.strip() for c in row.strip("|").split("|")] == [
+        "baseline", "resnet18_slim", "60", "12.0", "3.0"]
+    assert done.stdout.startswith("Machine: ")
+
+
+def test_training_times_refuses_a_folder_without_runs(tmp_path):
+    done = run_script("training_times.py", str(tmp_path))
+    assert done.returncode == 2
+    assert "no run folder" in done.stderr
+
+
+def _metrics(r1: float, m_ap: float) -> dict:
+    return {"r1": r1, "mAP": m_ap}
+
+
+def write_result(folder: Path, name: str, r1: float, m_ap: float, intra: bool = True) -> None:
+    doc = {"results": {k: _metrics(r1, m_ap) for k in
+                       ("all_single", "all_multi", "indoor_single", "indoor_multi")}}
+    if intra:
+        doc["intra_modality"] = {k: _metrics(r1, m_ap) for k in (
+            "visible_to_visible", "infrared_to_infrared", "infrared_to_visible",
+            "visible_to_infrared")}
+    (folder / f"{name}.json").write_text(json.dumps(doc))
+
+
+def test_results_markdown_prints_both_tables_and_the_difference(tmp_path):
+    write_result(tmp_path, "baseline", 0.10, 0.20)
+    write_result(tmp_path, "full", 0.125, 0.19)
+    done = run_script("results_markdown.py", "--results", str(tmp_path), "--models",
+                      "baseline", "full")
+    assert done.returncode == 0, done.stderr
+    assert "| Baseline | 10.00 / 20.00 | 10.00 / 20.00 |" in done.stdout
+    assert "| CycleTrans | 12.50 / 19.00 |" in done.stdout
+    assert done.stdout.rstrip().endswith("Rank-1 +2.50, mAP -1.00")
+
+
+@pytest.mark.parametrize(("intra", "message"), [
+    (None, "no "), (False, "no intra-modality results")])
+def test_results_markdown_names_what_is_missing(tmp_path, intra, message):
+    if intra is not None:
+        write_result(tmp_path, "baseline", 0.1, 0.1, intra=intra)
+    done = run_script("results_markdown.py", "--results", str(tmp_path), "--models", "baseline")
+    assert done.returncode == 2
+    assert message in done.stderr
