@@ -21,11 +21,14 @@ Example:
     >>> query_map, match_map = similarity_cam(model, query, match, "infrared")
     >>> query_map.shape, overlay(model_view(model, query), query_map).shape
     ((64, 32), (64, 32, 3))
-    >>> anchor_maps(model, query, "infrared").shape
-    (3, 64, 32)
+    >>> anchors = anchor_maps(model, query, "infrared")
+    >>> anchors.maps.shape, anchors.peak >= 1.0
+    ((3, 64, 32), True)
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -136,18 +139,31 @@ def normalise_map(heatmap: np.ndarray) -> np.ndarray:
     return (heatmap - low) / (high - low) if high > low else np.zeros_like(heatmap)
 
 
-def anchor_maps(model: nn.Module, image: Image.Image, modality: str | int) -> np.ndarray:
-    """The k pseudo anchors' eq. 5 attention over the image, ``[k, H, W]`` in [0, 1].
+class AnchorMaps(NamedTuple):
+    """The pseudo anchors' eq. 5 attention over one image.
 
-    ``model.anchor_attention`` gives ``[1, k, h, w]`` weights on the feature map; each map is
-    upsampled (bilinear) to the model's input size and min-max scaled for display. Raises
-    ValueError for a model without KCM (the baseline).
+    ``maps [k, H, W]``: each anchor's weights upsampled to the input size and min-max scaled
+    for display (which makes even a nearly uniform map look contrasted); ``peak``: the largest
+    weight times the number of feature-map positions, 1.0 for perfectly uniform attention and
+    h * w for an anchor that looks at one position only.
+    """
+
+    maps: np.ndarray
+    peak: float
+
+
+def anchor_maps(model: nn.Module, image: Image.Image, modality: str | int) -> AnchorMaps:
+    """The k pseudo anchors' eq. 5 attention over the image (see :class:`AnchorMaps`).
+
+    ``model.anchor_attention`` gives ``[1, k, h, w]`` weights on the feature map (each anchor's
+    sum to 1). Raises ValueError for a model without KCM (the baseline).
     """
     images = image_tensor(model, image)
-    weights = model.anchor_attention(images, modality)  # [1, k, h, w], eq. 5
-    upsampled = nnf.interpolate(weights.float(), size=images.shape[2:], mode="bilinear",
-                              align_corners=False)[0]
-    return np.stack([normalise_map(m) for m in upsampled.cpu().numpy()])
+    weights = model.anchor_attention(images, modality).float()  # [1, k, h, w], eq. 5
+    peak = float(weights.max()) * weights.shape[2] * weights.shape[3]
+    upsampled = nnf.interpolate(weights, size=images.shape[2:], mode="bilinear",
+                                align_corners=False)[0]
+    return AnchorMaps(np.stack([normalise_map(m) for m in upsampled.cpu().numpy()]), peak)
 
 
 def overlay(image: np.ndarray | Image.Image, heatmap: np.ndarray, alpha: float = 0.5

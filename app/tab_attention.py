@@ -41,16 +41,17 @@ def explain(context: AppContext, image: str | None, modality: str, match_rank: f
     match_row = ranking.iloc[rank - 1]
     match_image = load_image(match_row["path"])
     match_query = context.test_query(context.path_index[match_row["path"]])
-    cams, anchors, similarities = [], [], []
+    cams, anchors, similarities, peaks = [], [], [], []
     for name, entry in context.models.items():
         with entry.lock:
             query_map, match_map = similarity_cam(entry.model, query.image, match_image,
                                                   query.modality, match_query.modality)
             if entry.has_anchors:
-                maps = anchor_maps(entry.model, query.image, query.modality)
+                maps, peak = anchor_maps(entry.model, query.image, query.modality)
                 view = model_view(entry.model, query.image)
                 anchors += [(overlay(view, m), f"anchor {i + 1} · {name}")
                             for i, m in enumerate(maps)]
+                peaks.append(f"{name} {peak:.3f}")
         cams += [(overlay(model_view(entry.model, query.image), query_map), f"query · {name}"),
                  (overlay(model_view(entry.model, match_image), match_map), f"match · {name}")]
         similarity = _cosine(context.query_feature(name, query),
@@ -61,7 +62,9 @@ def explain(context: AppContext, image: str | None, modality: str, match_rank: f
                f"id={match_row['pid']} · cam {match_row['cam']}  \n"
                f"**Cosine similarity of the pair (the Grad-CAM target):** "
                + " · ".join(similarities)
-               + ("" if anchors else "  \n_No model with pseudo anchors (KCM) is loaded._"))
+               + (f"  \n**Anchor attention peak (largest eq. 5 weight x positions; 1 = uniform, "
+                  f"the maps are contrast-stretched):** {' · '.join(peaks)}" if anchors else
+                  "  \n_No model with pseudo anchors (KCM) is loaded._"))
     return cams, anchors, summary
 
 

@@ -84,13 +84,26 @@ def test_baseline_has_grad_cam_but_no_anchor_maps(images) -> None:
 
 
 def test_anchor_maps_one_per_anchor_at_input_size(full, images) -> None:
-    maps = anchor_maps(full, images[0], "visible")
+    maps, peak = anchor_maps(full, images[0], "visible")
     assert maps.shape == (3, 64, 32)
     assert maps.min() >= 0.0
     assert maps.max() <= 1.0
     raw = full.anchor_attention(image_tensor(full, images[0]), "visible")
     assert raw.shape[:2] == (1, 3)
     assert torch.allclose(raw.flatten(2).sum(-1), torch.ones(1, 3), atol=1e-4)  # eq. 5 softmax
+    assert peak == pytest.approx(float(raw.max()) * raw.shape[2] * raw.shape[3], rel=1e-5)
+
+
+def test_anchor_peak_is_one_for_uniform_attention_and_grows_with_focus(full, images) -> None:
+    anchors = full.anchors.detach().clone()
+    with torch.no_grad():
+        full.anchors.zero_()  # a zero query: every position gets the same eq. 5 weight
+        uniform = anchor_maps(full, images[0], "visible").peak
+        full.anchors.copy_(anchors * 1e3)  # a large query: a sharp softmax
+        focused = anchor_maps(full, images[0], "visible").peak
+        full.anchors.copy_(anchors)
+    assert uniform == pytest.approx(1.0, abs=1e-5)
+    assert focused > 2.0
 
 
 def test_bad_inputs_are_refused(full, images) -> None:

@@ -133,6 +133,7 @@ def test_explain_gives_grad_cam_for_every_model_and_the_anchor_maps(
     assert all(Image.open(served_file(item)).size == (32, 64) for item in cams)
     assert len(anchors) == 2 * 3  # two KCM models x 3 anchors
     assert "rank 2" in summary
+    assert "Anchor attention peak" in summary
 
 
 def test_tsne_gives_a_plot_per_model_and_the_gap_table(client: Client) -> None:
