@@ -34,3 +34,4 @@ for t in $TABLES; do
 done
 python scripts/training_times.py "$RUNS" > assets/results/training_times.md
 python scripts/results_markdown.py > assets/results/README-tables.md
+python scripts/chance_level.py > assets/results/chance_level.txt

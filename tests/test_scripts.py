@@ -75,3 +75,21 @@ def test_results_markdown_names_what_is_missing(tmp_path, intra, message):
     done = run_script("results_markdown.py", "--results", str(tmp_path), "--models", "baseline")
     assert done.returncode == 2
     assert message in done.stderr
+
+
+def test_chance_level_scores_random_features_on_a_tiny_tree(tmp_path):
+    from engine_helpers import write_sysu_tree
+
+    done = run_script("chance_level.py", "--data-root", str(write_sysu_tree(tmp_path)),
+                      "--draws", "2")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].endswith("2 draws")
+    assert lines[1].startswith("all-search single-shot, random features: Rank-1 ")
+    assert lines[2].startswith("indoor-search single-shot")
+
+
+def test_chance_level_refuses_zero_draws(tmp_path):
+    done = run_script("chance_level.py", "--data-root", str(tmp_path), "--draws", "0")
+    assert done.returncode == 2
+    assert "--draws must be at least 1" in done.stderr
