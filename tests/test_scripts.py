@@ -93,3 +93,29 @@ def test_chance_level_refuses_zero_draws(tmp_path):
     done = run_script("chance_level.py", "--data-root", str(tmp_path), "--draws", "0")
     assert done.returncode == 2
     assert "--draws must be at least 1" in done.stderr
+
+
+def test_kcm_diagnostics_report_each_kcm_model_and_skip_the_baseline(tmp_path):
+    import torch
+    from engine_helpers import write_sysu_tree
+
+    import cycletrans
+
+    paths = []
+    for variant in ("baseline", "full"):
+        torch.manual_seed(0)
+        model = cycletrans.build_model(variant, "resnet18_slim", num_classes=3, num_anchors=3,
+                                       num_prototypes=8, preprocessing={
+                                           "height": 64, "width": 32, "mean": [0.5] * 3,
+                                           "std": [0.5] * 3})
+        paths.append(str(tmp_path / f"{variant}.safetensors"))
+        cycletrans.save_model(model.eval(), paths[-1])
+    done = run_script("kcm_diagnostics.py", *paths, "--data-root",
+                      str(write_sysu_tree(tmp_path / "tree")), "--queries", "4")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1].endswith("no KCM (baseline), skipped")
+    stats = dict(part.rsplit(" ", 1) for part in lines[2].split(": ", 1)[1].split(", "))
+    assert set(stats) == {"F~ cos min", "F' cos mean", "peak"}
+    assert -1.0 <= float(stats["F~ cos min"]) <= 1.0
+    assert float(stats["peak"]) >= 1.0
