@@ -3,8 +3,10 @@
 Reads the JSON written by ``python -m cycletrans evaluate --intra-modality --output ...`` for
 each shipped model and prints two tables, Rank-1 / mAP in percent: the SYSU-MM01 protocol
 settings (infrared queries, visible gallery, mean over the trials), and retrieval over all test
-images within and across modalities (the modality gap). A last line gives CycleTrans minus the
-baseline on the all-search single-shot setting.
+images within and across modalities (the modality gap). A line gives CycleTrans minus the
+baseline on the all-search single-shot setting. Then each reproduced ablation table found
+under ``<results>/ablation/`` (written by ``python -m cycletrans ablate``) next to the paper's
+numbers.
 
 Example::
 
@@ -16,9 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from analysis.ablation_tables import METRICS, compare_with_paper, load_reproduced_table  # noqa: E402
+
 MODELS = {"baseline": "Baseline", "nocycle": "CycleTrans (no cycle)", "full": "CycleTrans"}
 SETTINGS = {"all_single": "all-search single", "all_multi": "all-search multi",
             "indoor_single": "indoor single", "indoor_multi": "indoor multi"}
@@ -66,7 +74,28 @@ def main(argv: list[str] | None = None) -> int:
     b = documents[last]["results"]["all_single"]
     print(f"\n{MODELS.get(last, last)} - {MODELS.get(first, first)}, all-search single-shot: "
           f"Rank-1 {100 * (b['r1'] - a['r1']):+.2f}, mAP {100 * (b['mAP'] - a['mAP']):+.2f}")
+    for path in sorted((args.results / "ablation").glob("table*.json")):
+        print("\n" + "\n".join(ablation_table(path)))
     return 0
+
+
+def ours(value: float) -> str:
+    """A reproduced value, or "n/a" for a row that was not reproduced (NaN)."""
+    return "n/a" if math.isnan(value) else f"{value:.2f}"
+
+
+def ablation_table(path: Path) -> list[str]:
+    """A reproduced table beside the paper's: ours (paper) per metric, percent."""
+    reproduced = load_reproduced_table(path)
+    table = reproduced.attrs["paper_table"]
+    both = compare_with_paper(reproduced, table)
+    lines = [f"Reproduced Table {table} ({path.name}), ours (paper), percent:", "",
+             "| Method | variant | " + " | ".join(METRICS) + " |",
+             "|---|---|" + "---:|" * len(METRICS)]
+    for _, row in both.iterrows():
+        cells = [f"{ours(row[f'{m} (ours)'])} ({row[f'{m} (paper)']:.2f})" for m in METRICS]
+        lines.append(f"| {row['Method']} | `{row['variant']}` | " + " | ".join(cells) + " |")
+    return lines
 
 
 if __name__ == "__main__":

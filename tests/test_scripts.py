@@ -119,3 +119,19 @@ def test_kcm_diagnostics_report_each_kcm_model_and_skip_the_baseline(tmp_path):
     assert set(stats) == {"F~ cos min", "F' cos mean", "peak"}
     assert -1.0 <= float(stats["F~ cos min"]) <= 1.0
     assert float(stats["peak"]) >= 1.0
+
+
+def test_results_markdown_puts_a_reproduced_table_beside_the_papers(tmp_path):
+    from analysis.ablation_tables import reproduced_table, save_reproduced_table
+
+    write_result(tmp_path, "baseline", 0.10, 0.20)
+    metrics = {"r1": 0.5, "r10": 0.6, "r20": 0.7, "mAP": 0.4}
+    table = reproduced_table({"baseline": metrics, "full": metrics}, 3)
+    (tmp_path / "ablation").mkdir()
+    save_reproduced_table(table, tmp_path / "ablation" / "table3", table=3)
+    done = run_script("results_markdown.py", "--results", str(tmp_path), "--models", "baseline")
+    assert done.returncode == 0, done.stderr
+    assert "Reproduced Table 3 (table3.json)" in done.stdout
+    assert ("| Baseline | `baseline` | 50.00 (58.99) | 60.00 (91.18) | 70.00 (96.06) | "
+            "40.00 (54.29) |") in done.stdout
+    assert "| Transformer | `transformer` | n/a (68.44)" in done.stdout  # not reproduced
