@@ -152,6 +152,15 @@ class AnchorMaps(NamedTuple):
     peak: float
 
 
+def attention_peak(weights: torch.Tensor) -> torch.Tensor:
+    """The largest eq. 5 weight of each image times the number of positions.
+
+    ``weights [B, k, ...]`` (each anchor's weights over the positions sum to 1) -> ``[B]``;
+    1.0 for perfectly uniform attention.
+    """
+    return weights.flatten(1).amax(dim=1) * weights[0, 0].numel()
+
+
 def anchor_maps(model: nn.Module, image: Image.Image, modality: str | int) -> AnchorMaps:
     """The k pseudo anchors' eq. 5 attention over the image (see :class:`AnchorMaps`).
 
@@ -160,7 +169,7 @@ def anchor_maps(model: nn.Module, image: Image.Image, modality: str | int) -> An
     """
     images = image_tensor(model, image)
     weights = model.anchor_attention(images, modality).float()  # [1, k, h, w], eq. 5
-    peak = float(weights.max()) * weights.shape[2] * weights.shape[3]
+    peak = float(attention_peak(weights)[0])
     upsampled = nnf.interpolate(weights, size=images.shape[2:], mode="bilinear",
                                 align_corners=False)[0]
     return AnchorMaps(np.stack([normalise_map(m) for m in upsampled.cpu().numpy()]), peak)

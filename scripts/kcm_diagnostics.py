@@ -27,6 +27,7 @@ import torch.nn.functional as nnf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cycletrans
+from analysis.gradcam import attention_peak
 from cycletrans.data import SYSUMM01, ReIDDataset, build_transforms
 from cycletrans.engine.data import demo_data_root
 
@@ -50,7 +51,7 @@ def diagnose(model: cycletrans.models.ReIDModel, images: torch.Tensor, modalitie
     patterns = weights @ refined  # F'
     return {"F~ cos min": float(mean_offdiagonal_cos(refined, "min").mean()),
             "F' cos mean": float(mean_offdiagonal_cos(patterns, "mean").mean()),
-            "peak": float((weights.amax(dim=(1, 2)) * weights.shape[2]).mean())}
+            "peak": float(attention_peak(weights).mean())}
 
 
 def main(argv: list[str] | None = None) -> int:
