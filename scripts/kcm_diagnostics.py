@@ -5,6 +5,7 @@ For each checkpoint with KCM, on ``--queries`` test images (seeded pick, both mo
 - ``F~ cos min``: the smallest cosine between two refined tokens of eq. 4 (mean over images;
   1.0 means eq. 4 made every token the same);
 - ``F' cos mean``: the mean cosine between two of the k patterns of eq. 5 (1.0 = copies);
+- ``F_N cos mean``: the same for the neutral features of DMM (eq. 7; rows with a head);
 - ``peak``: the largest eq. 5 anchor weight x the number of positions (1.0 = uniform
   attention; the Attention tab's number), mean over images.
 
@@ -49,9 +50,11 @@ def diagnose(model: cycletrans.models.ReIDModel, images: torch.Tensor, modalitie
     refined = model.kcm.refine(F_I.flatten(2).transpose(1, 2))  # F~, eq. 4
     weights = model.kcm.attention(refined, model.anchors)  # [B, k, N], eq. 5
     patterns = weights @ refined  # F'
-    return {"F~ cos min": float(mean_offdiagonal_cos(refined, "min").mean()),
-            "F' cos mean": float(mean_offdiagonal_cos(patterns, "mean").mean()),
-            "peak": float(attention_peak(weights).mean())}
+    stats = {"F~ cos min": float(mean_offdiagonal_cos(refined, "min").mean()),
+             "F' cos mean": float(mean_offdiagonal_cos(patterns, "mean").mean())}
+    if model.head is not None:
+        stats["F_N cos mean"] = float(mean_offdiagonal_cos(model.head(patterns), "mean").mean())
+    return {**stats, "peak": float(attention_peak(weights).mean())}
 
 
 def main(argv: list[str] | None = None) -> int:

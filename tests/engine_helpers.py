@@ -23,13 +23,13 @@ TINY = {
     "backbone": "resnet18", "height": 32, "width": 16, "num_ids": 2, "num_per_modality": 2,
     "num_anchors": 3, "num_prototypes": 8, "batches_per_epoch": 2, "epochs": 2,
     "workers": 0, "eval_batch_size": 16, "device": "cpu", "progress": False,
-    "milestones": (1,),
+    "milestones": (1,), "pretrained": False,
 }
 TINY_FLAGS = [
     "--backbone", "resnet18", "--height", "32", "--width", "16", "--num-ids", "2",
     "--num-per-modality", "2", "--num-anchors", "3", "--num-prototypes", "8",
     "--batches-per-epoch", "2", "--workers", "0", "--eval-batch-size", "16", "--device", "cpu",
-    "--no-progress", "--milestones", "1",
+    "--no-progress", "--milestones", "1", "--no-pretrained",
 ]
 
 

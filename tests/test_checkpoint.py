@@ -9,7 +9,7 @@ import torchvision
 
 import cycletrans
 from cycletrans.checkpoint import load_model, save_model
-from cycletrans.models import backbones, build_model
+from cycletrans.models import build_model, resnet
 from cycletrans.preprocessing import Preprocessing
 
 TINY = {"num_anchors": 3, "num_prototypes": 8, "preprocessing": Preprocessing(64, 32)}
@@ -39,7 +39,7 @@ def test_round_trip_is_bit_exact(tmp_path, variant):
     assert not loaded.training
     assert loaded.config == model.config
     assert loaded.preprocessing == model.preprocessing == Preprocessing(64, 32)
-    assert loaded.cycle_grad == "all"
+    assert loaded.options.cycle_grad == "all"
     original, restored = model.state_dict(), loaded.state_dict()
     assert original.keys() == restored.keys()
     for name in original:
@@ -64,7 +64,7 @@ def test_top_level_names_are_the_checkpoint_functions():
 
 def test_loading_never_downloads_imagenet_weights(tmp_path, monkeypatch):
     fake_imagenet = torchvision.models.resnet18().state_dict()
-    monkeypatch.setattr(backbones, "imagenet_state_dict", lambda arch: fake_imagenet)
+    monkeypatch.setattr(resnet, "imagenet_state_dict", lambda arch: fake_imagenet)
     model = build_model("baseline", "resnet18", num_classes=2, pretrained=True, **TINY)
     assert torch.equal(model.backbone.stem[0].weight, fake_imagenet["conv1.weight"])
     save_model(model, tmp_path / "p.safetensors")
@@ -72,7 +72,7 @@ def test_loading_never_downloads_imagenet_weights(tmp_path, monkeypatch):
     def offline(arch):
         raise AssertionError("load_model tried to fetch ImageNet weights")
 
-    monkeypatch.setattr(backbones, "imagenet_state_dict", offline)
+    monkeypatch.setattr(resnet, "imagenet_state_dict", offline)
     loaded = load_model(tmp_path / "p.safetensors")
     assert loaded.config["options"]["pretrained"] is True
 

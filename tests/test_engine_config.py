@@ -15,15 +15,20 @@ from cycletrans.engine.config import (
     resolve_config,
     run_config_record,
 )
+from cycletrans.losses import LossWeights
+from cycletrans.models import ModelOptions
 
 
 def test_sysu_preset_is_the_papers_recipe():
     c = resolve_config("sysu", {"data_root": "/data/sysu"})
-    assert (c.backbone, c.pretrained, c.height, c.width) == ("resnet50", True, 384, 192)
+    assert (c.backbone, c.model.pretrained, c.height, c.width) == ("resnet50", True, 384, 192)
     assert (c.lr, c.milestones, c.gamma, c.epochs) == (3.5e-4, (40, 70), 0.1, 140)
-    assert (c.num_ids, c.num_per_modality, c.num_anchors, c.num_prototypes) == (8, 4, 7, 1024)
-    assert c.loss_weights == (0.3, 0.7, 0.15, 0.2)
-    assert (c.flip, c.random_erasing, c.pad_crop, c.margin) == (True, 0.5, False, 0.5)
+    assert (c.num_ids, c.num_per_modality) == (8, 4)
+    assert (c.model.num_anchors, c.model.num_prototypes) == (7, 1024)
+    assert c.model.loss_weights == LossWeights(0.3, 0.7, 0.15, 0.2)
+    assert (c.flip, c.random_erasing, c.pad_crop, c.model.margin) == (True, 0.5, False, 0.5)
+    assert (c.grayscale, c.freeze_stages) == (0.0, 0)
+    assert c.model == ModelOptions(pretrained=True)  # everything else as printed
     assert c.output == "runs/sysu/full"
 
 
@@ -31,14 +36,14 @@ def test_regdb_preset_uses_the_regdb_lambdas_and_trial_one():
     c = resolve_config("regdb", {"data_root": "/data/regdb"})
     assert c.dataset == "regdb"
     assert c.trial == 1
-    assert c.loss_weights == (0.2, 0.8, 0.1, 0.1)
+    assert c.model.loss_weights == LossWeights(0.2, 0.8, 0.1, 0.1)
 
 
-def test_demo_preset_is_a_small_scratch_model_without_data_root():
+def test_demo_preset_is_an_imagenet_mobilenet_at_128x64_without_data_root():
     c = resolve_config("demo")
     assert c.data_root is None
     assert c.dataset == "sysu"
-    assert (c.backbone, c.pretrained, c.height, c.width) == ("resnet18_slim", False, 128, 64)
+    assert (c.backbone, c.model.pretrained, c.height, c.width) == ("mobilenet_v2", True, 128, 64)
 
 
 def test_overrides_replace_preset_values_and_none_keeps_them():
@@ -50,7 +55,9 @@ def test_overrides_replace_preset_values_and_none_keeps_them():
 
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"epochs": 0}, "epochs must be at least 1"),
-    ({"loss_weights": (1.0, 2.0)}, "loss_weights are four"),
+    ({"loss_weights": (1.0, 2.0)}, "four or five numbers"),
+    ({"num_anchor": 3}, "unknown training option"),
+    ({"refine_temperature": 0}, "refine_temperature must be positive"),
     ({"device": "tpu"}, "device must be"),
     ({"trial": 11}, "trial must be in 1..10"),
     ({"cycle_grad": "none"}, "cycle_grad"),
@@ -79,7 +86,8 @@ def test_learning_rate_drops_tenfold_at_each_milestone():
 
 
 def test_dict_round_trip_and_runtime_fields_are_not_differences():
-    c = resolve_config("demo", {"loss_weights": (0.1, 0.2, 0.3, 0.4)})
+    c = resolve_config("demo", {"loss_weights": (0.1, 0.2, 0.3, 0.4), "num_anchors": 4})
+    assert c.model.num_anchors == 4
     assert TrainConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
     assert config_differences(c, c.replace(workers=7, max_steps=3, progress=False)) == []
     assert config_differences(c, c.replace(epochs=5)) == ["epochs: saved 120, now 5"]

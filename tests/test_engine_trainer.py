@@ -137,7 +137,7 @@ def test_unavailable_imagenet_weights_surface_as_a_training_error(tree, tmp_path
     def offline(arch):
         raise RuntimeError(f"could not obtain the ImageNet weights of {arch}")
 
-    monkeypatch.setattr("cycletrans.models.backbones.imagenet_state_dict", offline)
+    monkeypatch.setattr("cycletrans.models.resnet.imagenet_state_dict", offline)
     with pytest.raises(TrainingError, match=r"ImageNet weights of resnet18(.|\n)*--no-pretrained"):
         train(_config(tree, tmp_path / "run", pretrained=True))
 

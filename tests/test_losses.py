@@ -6,11 +6,14 @@ import pytest
 import torch
 
 from cycletrans.losses import (
+    AUTHORS_WEIGHTS,
     REGDB_WEIGHTS,
     SYSU_WEIGHTS,
     LossWeights,
     alignment_loss,
     as_loss_weights,
+    authors_separation_loss,
+    center_cluster_loss,
     identity_loss,
     metric_loss,
     mmd_loss,
@@ -179,13 +182,17 @@ def test_presets_and_eq19_total():
         ({"sep": 1, "mmd": 2, "rec": 3, "aln": 4}, LossWeights(1.0, 2.0, 3.0, 4.0)),
         ([0.2, 0.8, 0.1, 0.1], REGDB_WEIGHTS),
         (SYSU_WEIGHTS, SYSU_WEIGHTS),
+        ("authors", LossWeights(sep=0.3, mmd=0.7, rec=1.0, aln=0.15, me=0.2)),
+        ([0.3, 0.7, 1.0, 0.15, 0.2], AUTHORS_WEIGHTS),
+        ({"sep": 1, "mmd": 2, "rec": 3, "aln": 4, "me": 5}, LossWeights(1, 2, 3, 4, 5)),
     ],
 )
 def test_loss_weights_can_be_given_as_preset_dict_or_numbers(value, expected):
     assert as_loss_weights(value) == expected
 
 
-@pytest.mark.parametrize("value", ["market1501", {"sep": 1.0}, [1.0, 2.0], 3.0])
+@pytest.mark.parametrize(
+    "value", ["market1501", {"sep": 1.0}, [1.0, 2.0], 3.0, [1, 2, 3, -4], [1, 2, 3, True]])
 def test_bad_loss_weights_are_refused(value):
     with pytest.raises(ValueError, match="loss"):
         as_loss_weights(value)
@@ -194,3 +201,43 @@ def test_bad_loss_weights_are_refused(value):
 def test_unknown_loss_term_is_refused():
     with pytest.raises(ValueError, match="unknown loss term 'tri'"):
         weighted_total({"tri": torch.tensor(1.0)}, SYSU_WEIGHTS)
+
+
+def test_the_me_weight_scales_l_me_in_eq19():
+    terms = {"id": torch.tensor(1.0), "me": torch.tensor(10.0), "rec": torch.tensor(1.0)}
+    assert weighted_total(terms, AUTHORS_WEIGHTS).item() == pytest.approx(1 + 0.2 * 10 + 1.0)
+
+
+def test_center_cluster_loss_is_the_authors_l_me_with_per_pattern_centre_distances():
+    torch.manual_seed(0)
+    patterns = torch.randn(6, 3, 4, dtype=torch.double)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    spread = []
+    for i in range(6):
+        same = patterns[labels == labels[i]]
+        spread.append(sum((patterns[i, p] - same[:, p].mean(0)).norm() for p in range(3)))
+    hinges = []
+    for i in range(6):
+        for j in range(6):
+            if labels[i] != labels[j]:
+                d = (patterns[i].flatten() - patterns[j].flatten()).norm()
+                hinges.append(max(0.7 - d + spread[i] + spread[j], 0.0))
+    expected = sum(hinges) / len(hinges)
+    assert center_cluster_loss(patterns, labels, 0.7).item() == pytest.approx(float(expected))
+
+
+def test_authors_separation_loss_drops_the_first_pattern_and_clamps_negative_cosines():
+    patterns = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]])
+    # pairs among patterns 2..4: (2,3) cos 0, (2,4) cos 0, (3,4) cos -1 -> clamped to 0
+    assert authors_separation_loss(patterns).item() == 0.0
+    patterns[0, 3] = torch.tensor([1.0, 1.0])
+    expected = (0 + 2**-0.5 + 2**-0.5) / 3  # (k-1)(k-2)/2 = 3 pairs
+    assert authors_separation_loss(patterns).item() == pytest.approx(expected)
+    patterns[0, 0] = torch.tensor([-5.0, 3.0])  # the first pattern is left out
+    assert authors_separation_loss(patterns).item() == pytest.approx(expected)
+
+
+def test_mmd_with_summed_kernels_is_five_times_the_mean_form():
+    torch.manual_seed(0)
+    x, y = torch.randn(4, 3, dtype=torch.double), torch.randn(3, 3, dtype=torch.double) + 1
+    assert mmd_loss(x, y, kernel_sum=True).item() == pytest.approx(5 * mmd_loss(x, y).item())

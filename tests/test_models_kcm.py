@@ -145,3 +145,68 @@ def test_no_cache_in_training_mode_or_when_gradients_are_needed(kcm):
     query.sum().backward()
     assert kcm.w_theta.weight.grad is not None
     assert anchors.grad is not None
+
+
+def test_refine_temperature_divides_the_cosines_of_eq4():
+    torch.manual_seed(1)
+    tokens = torch.randn(1, 5, 6, dtype=torch.double)
+    sharp = KCM(dim=6, refine_temperature=0.25).double()
+    normed = tokens[0] / tokens[0].norm(dim=1, keepdim=True)
+    expected = torch.softmax(normed @ normed.T / 0.25, dim=1) @ tokens[0]
+    torch.testing.assert_close(sharp.refine(tokens)[0], expected)
+    # a small temperature keeps each token closer to itself than the printed eq. 4 does
+    plain = KCM(dim=6).double()
+    assert (sharp.refine(tokens) - tokens).norm() < (plain.refine(tokens) - tokens).norm()
+
+
+def direct_cosine_capture(kcm: KCM, refined: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """Eq. 5 with cosine scores for one image, one anchor and one token at a time."""
+    q = anchors @ kcm.w_theta.weight.T
+    key = refined @ kcm.w_tau.weight.T
+    out = torch.zeros(len(anchors), refined.shape[1], dtype=refined.dtype)
+    for a in range(len(anchors)):
+        scores = torch.stack([torch.dot(q[a], key[n]) / (q[a].norm() * key[n].norm())
+                              for n in range(len(key))]) / kcm.capture_temperature
+        weights = torch.exp(scores) / torch.exp(scores).sum()
+        out[a] = sum(weights[n] * refined[n] for n in range(len(refined)))
+    return out
+
+
+@pytest.fixture
+def cosine_kcm() -> KCM:
+    torch.manual_seed(2)
+    return KCM(dim=6, attn_dim=4, capture_scores="cosine", capture_temperature=0.2).double()
+
+
+def test_cosine_scores_are_cosines_of_the_projections_over_the_temperature(cosine_kcm):
+    refined = torch.randn(2, 5, 6, dtype=torch.double)
+    anchors = torch.randn(3, 6, dtype=torch.double)
+    captured = cosine_kcm.capture(refined, anchors)
+    for b in range(2):
+        torch.testing.assert_close(captured[b], direct_cosine_capture(cosine_kcm, refined[b],
+                                                                      anchors))
+
+
+@pytest.mark.parametrize("anchor_shape", [(3, 6), (2, 3, 6)])
+def test_the_fast_path_equals_the_reference_path_with_cosine_scores(cosine_kcm, anchor_shape):
+    tokens = torch.randn(2, 5, 6, dtype=torch.double)
+    anchors = torch.randn(*anchor_shape, dtype=torch.double)
+    refined = cosine_kcm.refine(tokens)
+    expected = cosine_kcm.capture(refined, anchors)
+    torch.testing.assert_close(cosine_kcm(tokens, anchors), expected)
+    query = cosine_kcm.anchor_query(anchors)
+    torch.testing.assert_close(cosine_kcm.attend(refined, query) @ refined, expected)
+    cosine_kcm.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(cosine_kcm(tokens, anchors), expected)
+
+
+def test_cosine_scores_are_bounded_by_one_over_the_temperature(cosine_kcm):
+    scores = cosine_kcm.scores(torch.randn(2, 5, 6, dtype=torch.double) * 100,
+                               torch.randn(3, 6, dtype=torch.double) * 100)
+    assert scores.abs().max() <= 1 / 0.2 + 1e-9
+
+
+def test_unknown_capture_scores_are_refused():
+    with pytest.raises(ValueError, match="capture_scores must be one of"):
+        KCM(dim=4, capture_scores="l2")

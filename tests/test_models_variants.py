@@ -127,7 +127,8 @@ def test_config_is_json_serialisable_and_preprocessing_is_kept():
     assert config["options"] == {
         "num_anchors": 3, "num_prototypes": 8, "attn_dim": None, "margin": 0.5,
         "loss_weights": REGDB_WEIGHTS.to_dict(), "cycle_grad": "all", "discrepancy_norm": "none",
-        "pretrained": False,
+        "pretrained": False, "loss_form": "paper", "dmm_keys": "prototypes",
+        "refine_temperature": 1.0, "capture_scores": "dot", "capture_temperature": 0.1,
     }
     assert model.preprocessing == Preprocessing(64, 32)
     assert config["preprocessing"] == Preprocessing(64, 32).to_dict()
@@ -151,7 +152,7 @@ def test_defaults_are_the_papers_settings():
     ("args", "options", "message"),
     [
         (("fancy", "resnet18", 2), {}, "valid variants: baseline, kcm, .*transformer"),
-        (("full", "vgg", 2), {}, "valid backbones: resnet50, resnet18, resnet18_slim, agw"),
+        (("full", "vgg", 2), {}, "valid backbones: resnet50, .*, agw, mobilenet_v2"),
         (("full", "resnet18", 2), {"num_anchor": 3}, "unknown options.*num_anchors"),
         (("full", "resnet18", 0), {}, "num_classes must be a positive integer"),
         (("full", "resnet18", 2), {"num_prototypes": 0}, "num_prototypes must be"),

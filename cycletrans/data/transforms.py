@@ -1,7 +1,9 @@
 """Train and test image transforms (torchvision), sized and normalised by a ``Preprocessing``.
 
 Training (the paper, Sec. V-A): resize to (H, W), random horizontal flip, [the authors' code's
-variant: pad 10 pixels with zeros and crop back to (H, W) at a random place], to tensor,
+variant: pad 10 pixels with zeros and crop back to (H, W) at a random place], [random
+grayscale with probability ``grayscale``: not in the paper, an option of the demo recipe that
+keeps a visible image's colour from being the only cue], to tensor,
 normalise, random erasing (Zhong et al.: erased area 2-40 % of the image, aspect ratio 0.3-3.3,
 each image erased with probability ``random_erasing``). The erased rectangle is filled with 0
 after normalisation, i.e. with the preprocessing's mean colour (ImageNet's mean by default).
@@ -32,6 +34,7 @@ def build_transforms(
     random_erasing: float = 0.5,
     flip: bool = True,
     pad_crop: bool = False,
+    grayscale: float = 0.0,
 ) -> transforms.Compose:
     """PIL RGB image -> normalised float tensor ``[3, H, W]``.
 
@@ -41,15 +44,20 @@ def build_transforms(
         random_erasing: probability of erasing a random rectangle (0 disables it).
         flip: random horizontal flip with probability 0.5.
         pad_crop: pad by 10 pixels and random-crop back to (H, W) (the authors' code).
+        grayscale: probability of turning the image grey (3 equal channels); infrared images
+            are grey already.
     """
-    if not 0.0 <= random_erasing <= 1.0:
-        raise ValueError(f"random_erasing is a probability in [0, 1], got {random_erasing}")
+    for name, p in (("random_erasing", random_erasing), ("grayscale", grayscale)):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{name} is a probability in [0, 1], got {p}")
     size = (preprocessing.height, preprocessing.width)
     steps: list = [transforms.Resize(size)]
     if train and flip:
         steps.append(transforms.RandomHorizontalFlip(p=0.5))
     if train and pad_crop:
         steps += [transforms.Pad(PAD), transforms.RandomCrop(size)]
+    if train and grayscale > 0:
+        steps.append(transforms.RandomGrayscale(p=grayscale))
     steps += [
         transforms.ToTensor(),
         transforms.Normalize(mean=preprocessing.mean, std=preprocessing.std),

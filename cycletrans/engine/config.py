@@ -19,10 +19,13 @@ Adam-trained ReID baselines such as AGW) on the backbone, BN neck and classifier
 CycleTrans head (see ``trainer.parameter_groups``); no warm-up; the learning rate changes at
 epoch boundaries only; the best checkpoint is the one with the highest validation mAP.
 
+The model's options are one :class:`ModelOptions` (``config.model``); ``resolve_config`` also
+takes them as flat overrides (``{"num_anchors": 4}``), as the command line gives them.
+
 Example:
     >>> config = resolve_config("regdb", {"data_root": "/data/RegDB", "epochs": 2})
-    >>> config.dataset, config.loss_weights, config.epochs
-    ('regdb', (0.2, 0.8, 0.1, 0.1), 2)
+    >>> config.dataset, config.model.loss_weights.rec, config.epochs
+    ('regdb', 0.1, 2)
     >>> learning_rate(config, epoch=0)
     0.00035
 """
@@ -36,13 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cycletrans.models.dmm import DISCREPANCY_NORMS
-from cycletrans.models.reid_model import CYCLE_GRADS
+from cycletrans.models.options import ModelOptions
 
 PRESETS = ("sysu", "regdb", "demo")
 DATASETS = ("sysu", "regdb")
-SYSU_LAMBDAS = (0.3, 0.7, 0.15, 0.2)
-REGDB_LAMBDAS = (0.2, 0.8, 0.1, 0.1)
+MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelOptions))
 # Fields that may change when a run is resumed: they do not change what is computed.
 RUNTIME_FIELDS = ("output", "workers", "eval_batch_size", "progress", "save_every", "max_steps")
 # Keys of config.json beside the config fields.
@@ -58,7 +59,8 @@ class TrainConfig:
     off on CPU. ``batches_per_epoch`` None lets the sampler size the epoch.
     ``validation``: hold out validation identities (SYSU-MM01's val ids; a ``val_fraction`` of
     RegDB's training ids) and keep the checkpoint with the best validation mAP as ``best``.
-    ``max_steps`` (debugging): stop after this many optimiser steps in all.
+    ``max_steps`` (debugging): stop after this many optimiser steps in all. ``model`` holds
+    the model's options (k, n, loss weights, ImageNet initialisation, ...).
     """
 
     preset: str
@@ -68,7 +70,7 @@ class TrainConfig:
     trial: int = 1
     variant: str = "full"
     backbone: str = "resnet50"
-    pretrained: bool = True
+    model: ModelOptions = dataclasses.field(default_factory=lambda: ModelOptions(pretrained=True))
     epochs: int = 140
     lr: float = 3.5e-4
     milestones: tuple[int, ...] = (40, 70)
@@ -82,12 +84,8 @@ class TrainConfig:
     flip: bool = True
     random_erasing: float = 0.5
     pad_crop: bool = False
-    num_anchors: int = 7
-    num_prototypes: int = 1024
-    margin: float = 0.5
-    cycle_grad: str = "anchors"
-    discrepancy_norm: str = "layer"
-    loss_weights: tuple[float, float, float, float] = SYSU_LAMBDAS
+    grayscale: float = 0.0
+    freeze_stages: int = 0
     seed: int = 0
     workers: int = 4
     device: str = "auto"
@@ -105,9 +103,10 @@ class TrainConfig:
         _check(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in
-                dataclasses.asdict(self).items()}
+        """JSON-serialisable dict (tuples become lists, ``model`` a dict)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()},
+                "model": self.model.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -118,9 +117,10 @@ class TrainConfig:
             raise ValueError(f"unknown training config keys {unknown}; expected some of "
                              f"{sorted(names)}")
         data = dict(data)
-        for key in ("milestones", "loss_weights"):
-            if key in data:
-                data[key] = tuple(data[key])
+        if "milestones" in data:
+            data["milestones"] = tuple(data["milestones"])
+        if "model" in data:
+            data["model"] = ModelOptions.from_dict(data["model"])
         return cls(**data)
 
     def replace(self, **changes: Any) -> TrainConfig:
@@ -133,11 +133,12 @@ def preset_values(preset: str) -> dict[str, Any]:
     if preset == "sysu":
         return {"preset": "sysu", "dataset": "sysu"}
     if preset == "regdb":
-        return {"preset": "regdb", "dataset": "regdb", "loss_weights": REGDB_LAMBDAS}
+        return {"preset": "regdb", "dataset": "regdb",
+                "model": ModelOptions(pretrained=True, loss_weights="regdb")}
     if preset == "demo":
         return {
-            "preset": "demo", "dataset": "sysu", "backbone": "resnet18_slim",
-            "pretrained": False, "height": 128, "width": 64, "epochs": 120,
+            "preset": "demo", "dataset": "sysu", "backbone": "mobilenet_v2",
+            "model": ModelOptions(pretrained=True), "height": 128, "width": 64, "epochs": 120,
             "milestones": (80, 105), "batches_per_epoch": 20, "workers": 2, "eval_every": 10,
             "eval_batch_size": 128,
         }
@@ -152,23 +153,33 @@ def default_output(preset: str, variant: str) -> str:
 def resolve_config(preset: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """The preset's config with ``overrides`` (field name -> value; None values are ignored).
 
-    The default ``output`` is ``runs/<preset>/<variant>``. Raises ValueError for an unknown
-    preset, an unknown field or an invalid value, and for a missing ``data_root`` outside the
-    ``demo`` preset.
+    ``overrides`` may name ``TrainConfig`` fields or ``ModelOptions`` fields (applied to the
+    preset's ``model``). The default ``output`` is ``runs/<preset>/<variant>``. Raises ValueError
+    for an unknown preset, an unknown field or an invalid value, and for a missing
+    ``data_root`` outside the ``demo`` preset.
     """
     values = {"data_root": None, **preset_values(preset)}
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return TrainConfig(**with_overrides(values, given, preset))
+
+
+def with_overrides(values: dict[str, Any], given: dict[str, Any], preset: str) -> dict[str, Any]:
+    """``values`` (TrainConfig fields) updated by ``given`` (TrainConfig or ModelOptions
+    fields); the default output follows the preset and variant."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(given) - names)
+    unknown = sorted(set(given) - names - set(MODEL_FIELDS))
     if unknown:
         raise ValueError(f"unknown training option(s) {unknown}")
-    values.update(given)
+    values = {**values, **{k: v for k, v in given.items() if k in names}}
+    model_changes = {k: v for k, v in given.items() if k in MODEL_FIELDS}
+    if model_changes:
+        model = values.get("model") or ModelOptions(pretrained=True)
+        values["model"] = model.replace(**model_changes)
     if "output" not in given:
         values["output"] = default_output(preset, values.get("variant", "full"))
-    for key in ("milestones", "loss_weights"):
-        if key in values:
-            values[key] = tuple(values[key])
-    return TrainConfig(**values)
+    if "milestones" in values:
+        values["milestones"] = tuple(values["milestones"])
+    return values
 
 
 def run_config_record(config: TrainConfig, data_root: str, world_size: int) -> dict[str, Any]:
@@ -197,9 +208,15 @@ def learning_rate(config: TrainConfig, epoch: int) -> float:
 
 def config_differences(saved: TrainConfig, current: TrainConfig) -> list[str]:
     """Human-readable differences between two configs, ignoring :data:`RUNTIME_FIELDS`."""
-    a, b = saved.to_dict(), current.to_dict()
+    a, b = _flat(saved), _flat(current)
     return [f"{k}: saved {a[k]!r}, now {b[k]!r}" for k in a
             if k not in RUNTIME_FIELDS and a[k] != b[k]]
+
+
+def _flat(config: TrainConfig) -> dict[str, Any]:
+    """The config's fields with the model options inlined."""
+    data = config.to_dict()
+    return {**{k: v for k, v in data.items() if k != "model"}, **data["model"]}
 
 
 def _check(c: TrainConfig) -> None:
@@ -213,11 +230,11 @@ def _check(c: TrainConfig) -> None:
         problems.append(f"the {c.preset} preset needs a data root (--data-root DIR)")
     if not 1 <= c.trial <= 10:
         problems.append(f"trial must be in 1..10, got {c.trial}")
-    for name in ("epochs", "num_ids", "num_per_modality", "height", "width", "num_anchors",
-                 "num_prototypes", "eval_batch_size"):
+    for name in ("epochs", "num_ids", "num_per_modality", "height", "width",
+                 "eval_batch_size"):
         if getattr(c, name) < 1:
             problems.append(f"{name} must be at least 1, got {getattr(c, name)}")
-    for name in ("workers", "eval_every", "save_every"):
+    for name in ("workers", "eval_every", "save_every", "freeze_stages"):
         if getattr(c, name) < 0:
             problems.append(f"{name} must be 0 or more, got {getattr(c, name)}")
     for name in ("batches_per_epoch", "max_steps"):
@@ -228,18 +245,12 @@ def _check(c: TrainConfig) -> None:
                         f"weight_decay={c.weight_decay}, gamma={c.gamma}")
     if any(m < 1 for m in c.milestones):
         problems.append(f"milestones are epoch indices >= 1, got {list(c.milestones)}")
-    if len(c.loss_weights) != 4 or any(w < 0 for w in c.loss_weights):
-        problems.append(f"loss_weights are four non-negative lambdas (l1 l2 l3 l4), got "
-                        f"{list(c.loss_weights)}")
-    if not 0 <= c.random_erasing <= 1 or not 0 < c.val_fraction < 1:
-        problems.append(f"need 0 <= random_erasing <= 1 and 0 < val_fraction < 1, got "
-                        f"{c.random_erasing} and {c.val_fraction}")
+    if not isinstance(c.model, ModelOptions):
+        problems.append(f"model must be ModelOptions, got {type(c.model).__name__}")
+    if not 0 <= c.random_erasing <= 1 or not 0 <= c.grayscale <= 1 or not 0 < c.val_fraction < 1:
+        problems.append(f"need 0 <= random_erasing, grayscale <= 1 and 0 < val_fraction < 1, "
+                        f"got {c.random_erasing}, {c.grayscale} and {c.val_fraction}")
     if c.device not in ("auto", "cpu", "cuda") and not c.device.startswith("cuda:"):
         problems.append(f"device must be auto, cpu, cuda or cuda:N, got {c.device!r}")
-    if c.cycle_grad not in CYCLE_GRADS:
-        problems.append(f"cycle_grad must be one of {CYCLE_GRADS}, got {c.cycle_grad!r}")
-    if c.discrepancy_norm not in DISCREPANCY_NORMS:
-        problems.append(f"discrepancy_norm must be one of {DISCREPANCY_NORMS}, got "
-                        f"{c.discrepancy_norm!r}")
     if problems:
         raise ValueError("invalid training config: " + "; ".join(problems))

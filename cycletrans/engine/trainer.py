@@ -62,7 +62,7 @@ from cycletrans.engine.state import (
     save_resume_state,
     set_rng_state,
 )
-from cycletrans.models import build_model
+from cycletrans.models import ModelSpec, model_from_spec
 from cycletrans.models.reid_model import ReIDModel
 from cycletrans.preprocessing import Preprocessing
 
@@ -157,7 +157,7 @@ class Trainer:
         pre = Preprocessing(height=config.height, width=config.width)
         self.dataset = ReIDDataset(self.splits.train, build_transforms(
             pre, train=True, random_erasing=config.random_erasing, flip=config.flip,
-            pad_crop=config.pad_crop))
+            pad_crop=config.pad_crop, grayscale=config.grayscale))
         self.sampler = CrossModalitySampler(
             self.dataset.labels, self.dataset.modalities, num_ids=config.num_ids,
             num_per_modality=config.num_per_modality, seed=config.seed,
@@ -220,15 +220,13 @@ class Trainer:
     def _build_model(self, pre: Preprocessing) -> nn.Module:
         c = self.config
         try:
-            model = build_model(
-                c.variant, c.backbone, self.dataset.num_classes, num_anchors=c.num_anchors,
-                num_prototypes=c.num_prototypes, margin=c.margin, loss_weights=c.loss_weights,
-                cycle_grad=c.cycle_grad, discrepancy_norm=c.discrepancy_norm,
-                pretrained=c.pretrained, preprocessing=pre)
+            spec = ModelSpec(c.variant, c.backbone, self.dataset.num_classes, c.model, pre)
+            model = model_from_spec(spec, load_pretrained=True)
         except RuntimeError as error:
-            if not c.pretrained:
+            if not c.model.pretrained:
                 raise
             raise TrainingError(f"{error}\n(or train from scratch with --no-pretrained)") from error
+        model.backbone.freeze(c.freeze_stages)
         if c.sync_bn:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return model

@@ -9,7 +9,7 @@ Example:
 """
 
 from cycletrans.models.agw import AGWBackbone, NonLocalBlock
-from cycletrans.models.backbones import BACKBONES, ResNetBackbone, build_backbone
+from cycletrans.models.backbones import BACKBONES, build_backbone
 from cycletrans.models.dmm import DMM
 from cycletrans.models.heads import (
     PrototypeAggregation,
@@ -17,13 +17,17 @@ from cycletrans.models.heads import (
     ResidualPrototypeAggregation,
 )
 from cycletrans.models.kcm import KCM
+from cycletrans.models.mobilenet import MobileNetV2Backbone
+from cycletrans.models.options import ModelOptions, ModelSpec
 from cycletrans.models.reid_model import ModelOutput, ReIDModel
+from cycletrans.models.resnet import ResNetBackbone
 from cycletrans.models.variants import (
     VARIANT_TABLE,
     VARIANTS,
     build_model,
-    model_config,
     model_from_config,
+    model_from_spec,
+    model_spec,
 )
 
 __all__ = [
@@ -33,7 +37,10 @@ __all__ = [
     "VARIANTS",
     "VARIANT_TABLE",
     "AGWBackbone",
+    "MobileNetV2Backbone",
+    "ModelOptions",
     "ModelOutput",
+    "ModelSpec",
     "NonLocalBlock",
     "PrototypeAggregation",
     "PrototypeTransformer",
@@ -42,6 +49,7 @@ __all__ = [
     "ResidualPrototypeAggregation",
     "build_backbone",
     "build_model",
-    "model_config",
     "model_from_config",
+    "model_from_spec",
+    "model_spec",
 ]

@@ -25,7 +25,8 @@ import copy
 import torch
 from torch import nn
 
-from cycletrans.models.backbones import resnet_trunk
+from cycletrans.models.resnet import resnet_trunk
+from cycletrans.models.stages import Backbone
 
 PAIRWISE = ("dot", "embedded_gaussian")
 
@@ -68,7 +69,7 @@ def _with_non_local(stage: nn.Sequential, count: int, pairwise: str) -> nn.Seque
     return nn.Sequential(*blocks)
 
 
-class AGWBackbone(nn.Module):
+class AGWBackbone(Backbone):
     """AGW two-stream ResNet-50: ``(images [B,3,H,W], modalities [B]) -> F_I [B,2048,h,w]``."""
 
     def __init__(self, pretrained: bool = False, pairwise: str = "dot") -> None:
@@ -100,3 +101,6 @@ class AGWBackbone(nn.Module):
             raise ValueError(f"modality codes must be 0 or 1, got {modalities.unique().tolist()}")
         x = torch.cat(parts)[torch.argsort(torch.cat(order))]
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def stages(self) -> list[nn.Module]:
+        return [self.stems, self.layer1, self.layer2, self.layer3, self.layer4]

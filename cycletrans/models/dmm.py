@@ -2,23 +2,21 @@
 
 Eq. 6-7: P' = P - f^,  F_N = F' + A P',  A = softmax(F' W_psi (P W_sigma)^T / sqrt(c)),
 with f^ the mean of the k rows of F' and P ``[n,D]`` shared prototypes. Eq. 10
-(``weight_patterns``) scales pattern i by softmax(w)_i.
+(``weight_patterns``) scales pattern i by softmax(w)_i. Two options:
 
-``discrepancy_norm="none"`` is eq. 6-7 as printed. Since every row of A sums to 1, eq. 8-9
-rewrite it as F_N = (F' - f^) + A P, which is what ``forward`` computes. Read literally, with
-the paper's initialisation, this starts at a degenerate point: the k anchors of eq. 5 attend
-almost uniformly, so the rows of F' are equal, F' - f^ = 0 and F_N ~ the mean prototype for
-every image; the BN neck then sees features with ~1e-12 variance and nothing trains (measured:
-L_id stays at ln C for 150 steps on the demo set). ``discrepancy_norm="layer"`` (the default)
-normalises the discrepancy as the authors' public code does, P' = LayerNorm(P - f^) (no affine
-parameters), so F_N = F' + A LayerNorm(P - f^) keeps the image's information from the first
-step; A is unchanged. Neither form builds the ``[B,n,D]`` tensor P': the layer-normalised
-aggregate is computed from the centred prototypes and f^ (see ``_normalised_aggregate``).
+- ``discrepancy_norm``: ``"none"`` is P' as printed; ``"layer"`` (the default) is
+  P' = LayerNorm(P - f^) (no affine parameters) as the authors' code has it. Read literally,
+  eq. 6-9 start degenerate: the anchors of eq. 5 attend almost uniformly, the rows of F' are
+  equal, F' - f^ = 0 and F_N is the mean prototype for every image (docs/paper-notes.md).
+- ``dmm_keys``: ``"prototypes"`` (keys P W_sigma, as printed) or ``"discrepancy"`` (the
+  authors' code: keys P' W_sigma and a layer-normalised query LayerNorm(F') W_psi).
 
-The attention scores F' W_psi (P W_sigma)^T are computed without projecting the n prototypes:
-in training as (F' W_psi W_sigma^T) P^T, costs growing with the B*k queries (forward and
-backward) rather than with n; in eval mode the D x n matrix W_psi W_sigma^T P^T / sqrt(c) is
-cached per weights version, so a forward costs one k x D x n product per image.
+``discrepancy``, ``scores`` and ``reference`` are the literal equations (the reference path,
+building the ``[B,n,D]`` tensor P'). The fast path, tested equal, for prototype keys: the scores
+are (F' W_psi W_sigma^T) P^T in training and F' (W_psi W_sigma^T P^T / sqrt(c)) in eval mode
+with the D x n matrix cached; P' is never built (eq. 9 for ``"none"``, and for ``"layer"``
+A LayerNorm(P - f^) = (A s) P~ - (sum_j A_j s_j) f~ with centred rows P~, f~ and
+s_j = 1 / std(P~_j - f~)).
 
 Example:
     >>> import torch
@@ -31,13 +29,19 @@ Example:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as nnf
 from torch import nn
 
 from cycletrans.models.cache import ParameterCache
 
 INIT_STD = 0.02**0.5  # prototypes and anchors ~ N(0, 0.02): the paper's "variance of 0.02"
 DISCREPANCY_NORMS = ("layer", "none")
+DMM_KEYS = ("prototypes", "discrepancy")
 _LAYER_NORM_EPS = 1e-5  # as torch.nn.LayerNorm
+
+
+def _layer_norm(x: torch.Tensor) -> torch.Tensor:
+    return nnf.layer_norm(x, x.shape[-1:], eps=_LAYER_NORM_EPS)
 
 
 class DMM(nn.Module):
@@ -50,12 +54,16 @@ class DMM(nn.Module):
         num_patterns: int,
         attn_dim: int | None = None,
         discrepancy_norm: str = "layer",
+        dmm_keys: str = "prototypes",
     ) -> None:
         super().__init__()
         if discrepancy_norm not in DISCREPANCY_NORMS:
             raise ValueError(f"discrepancy_norm must be one of {DISCREPANCY_NORMS}, "
                              f"got {discrepancy_norm!r}")
+        if dmm_keys not in DMM_KEYS:
+            raise ValueError(f"dmm_keys must be one of {DMM_KEYS}, got {dmm_keys!r}")
         self.discrepancy_norm = discrepancy_norm
+        self.dmm_keys = dmm_keys
         self.attn_dim = attn_dim or dim  # c of eq. 7
         self.prototypes = nn.Parameter(torch.randn(num_prototypes, dim) * INIT_STD)  # P
         self.w_psi = nn.Linear(dim, self.attn_dim, bias=False)
@@ -63,12 +71,32 @@ class DMM(nn.Module):
         self.pattern_logits = nn.Parameter(torch.zeros(num_patterns))  # w of eq. 10
         self._key_cache = ParameterCache()
 
+    # -- reference path: the equations as printed ------------------------------------------
+    def discrepancy(self, features: torch.Tensor) -> torch.Tensor:
+        """Eq. 6: ``F' [B,k,D] -> P' = P - f^ [B,n,D]`` (layer-normalised for ``"layer"``)."""
+        P_prime = self.prototypes - features.mean(dim=1, keepdim=True)
+        return _layer_norm(P_prime) if self.discrepancy_norm == "layer" else P_prime
+
+    def scores(self, features: torch.Tensor, discrepancy: torch.Tensor) -> torch.Tensor:
+        """Eq. 7's scores ``[B,k,n]`` from F' ``[B,k,D]`` and P' ``[B,n,D]``."""
+        if self.dmm_keys == "discrepancy":
+            query, keys = self.w_psi(_layer_norm(features)), self.w_sigma(discrepancy)
+        else:
+            query, keys = self.w_psi(features), self.w_sigma(self.prototypes)
+        return query @ keys.transpose(-1, -2) * self.attn_dim**-0.5
+
+    def reference(self, features: torch.Tensor) -> torch.Tensor:
+        """Eq. 6-7 literally: ``F' [B,k,D] -> F_N = F' + softmax(scores) P' [B,k,D]``."""
+        P_prime = self.discrepancy(features)
+        return features + self.scores(features, P_prime).softmax(dim=-1) @ P_prime
+
+    # -- fast path ---------------------------------------------------------------------------
     def _prototype_keys(self) -> torch.Tensor:
         """``W_psi W_sigma^T P^T / sqrt(c)`` ``[D, n]`` (nn.Linear stores W^T)."""
         return self.w_psi.weight.t() @ self.w_sigma(self.prototypes).t() * self.attn_dim**-0.5
 
     def attention(self, features: torch.Tensor) -> torch.Tensor:
-        """Eq. 7 weights A: ``F' [B,k,D] -> [B,k,n]``, rows summing to 1."""
+        """Eq. 7 weights A with prototype keys: ``F' [B,k,D] -> [B,k,n]``, rows summing to 1."""
         params = (self.prototypes, self.w_psi.weight, self.w_sigma.weight)
         keys = self._key_cache.lookup(self, params, self._prototype_keys)
         if keys is None:
@@ -85,7 +113,9 @@ class DMM(nn.Module):
         return self.attention(features) @ self.prototypes
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Eq. 6-7: ``F' [B,k,D] -> F_N = F' + A P' [B,k,D]`` (P' as ``discrepancy_norm`` says)."""
+        """Eq. 6-7: ``F' [B,k,D] -> F_N = F' + A P' [B,k,D]``, equal to ``reference``."""
+        if self.dmm_keys == "discrepancy":  # per-image keys: no shortcut
+            return self.reference(features)
         f_hat = features.mean(dim=1, keepdim=True)  # [B, 1, D]
         if self.discrepancy_norm == "none":
             return features - f_hat + self.aggregate(features)  # eq. 9
@@ -96,8 +126,7 @@ class DMM(nn.Module):
 
         Row j of P - f^ has mean m(P_j) - m(f^), so with centred rows P~_j and f~ its
         normalised form is s_j (P~_j - f~), s_j = 1 / sqrt(var(P~_j - f~) + eps), and
-        var(P~_j - f~) = mean(P~_j^2) - 2 mean(P~_j f~) + mean(f~^2). Hence
-        A LayerNorm(P - f^) = (A s) P~ - (sum_j A_j s_j) f~, at the cost of one [B,n] product.
+        var(P~_j - f~) = mean(P~_j^2) - 2 mean(P~_j f~) + mean(f~^2).
         """
         P_c = self.prototypes - self.prototypes.mean(dim=1, keepdim=True)  # P~ [n, D]
         f_c = f_hat - f_hat.mean(dim=2, keepdim=True)  # f~ [B, 1, D]

@@ -3,7 +3,8 @@
 Each one keeps DMM's prototypes P, the attention A of eq. 7 (W_psi, W_sigma, with the same
 eval-mode cache) and the pattern weighting of eq. 10; only the formula for F_N changes:
 
-These rows model no discrepancy P - f^, so DMM's ``discrepancy_norm`` does not change them.
+These rows model no discrepancy P - f^, so DMM's ``discrepancy_norm`` and ``dmm_keys`` do not
+change them.
 
 - ``PrototypeAggregation``: F_N = A P (no residual).
 - ``ResidualPrototypeAggregation``: F_N = F' + A P (no discrepancy modelling).
@@ -47,15 +48,9 @@ class ResidualPrototypeAggregation(DMM):
 class PrototypeTransformer(DMM):
     """Table III, "Transformer": one cross-attention layer over the prototypes."""
 
-    def __init__(
-        self,
-        dim: int,
-        num_prototypes: int,
-        num_patterns: int,
-        attn_dim: int | None = None,
-        discrepancy_norm: str = "layer",
-    ) -> None:
-        super().__init__(dim, num_prototypes, num_patterns, attn_dim, discrepancy_norm)
+    def __init__(self, dim: int, num_prototypes: int, num_patterns: int, **options: object
+                 ) -> None:
+        super().__init__(dim, num_prototypes, num_patterns, **options)
         self.w_value = nn.Linear(dim, dim)
         self.norm1 = nn.LayerNorm(dim)
         self.ffn = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))

@@ -1,15 +1,18 @@
 """Knowledge Capturing Module, KCM (paper section IV-B, eq. 4-5).
 
 Eq. 4 refines the tokens F^ ``[B,N,D]`` of one image with a dot-product self-attention over
-l2-normalised tokens (no temperature):  F~ = softmax(norm(F^) norm(F^)^T) F^.
+l2-normalised tokens:  F~ = softmax(norm(F^) norm(F^)^T / t4) F^  (t4 = 1 as printed).
 Eq. 5 captures k patterns with anchors A (the pseudo anchors C, or the neutral features F_N in
-the cycle of eq. 11-12):  F' = softmax((A W_theta)(F~ W_tau)^T / sqrt(c)) F~.
+the cycle of eq. 11-12):  F' = softmax(s(A W_theta, F~ W_tau)) F~, with the scores
+s(q, v) = q v^T / sqrt(c) as printed (``capture_scores="dot"``) or cos(q, v) / t5
+(``"cosine"``). The temperatures and the cosine scores are options for the demo models
+(docs/paper-notes.md says why); their defaults are eq. 4-5 as printed.
 
-Eq. 5 is computed associatively, (A W_theta)(F~ W_tau)^T = (A W_theta W_tau^T) F~^T: the k
-anchors become a k x D query once, then one k x N x D product; the N tokens are never projected
-through W_tau. In eval mode the query of shared 2-D anchors is cached per weights version.
-``forward`` also leaves F~ unbuilt: with S the eq. 4 weights, F~ = S F^, so the scores are
-(q F^^T) S^T and F' = (A S) F^; eq. 4 then costs one N x N x D product (S) instead of two.
+``refine``, ``scores`` and ``capture`` are the literal equations (the reference path). The fast
+path, tested equal: ``anchor_query`` + ``attend`` compute eq. 5 from a query that several
+candidate sets can share (for dot scores the query is (A W_theta W_tau^T) / sqrt(c), so the N
+tokens are never projected, and shared 2-D anchors are cached in eval mode); ``forward`` also
+leaves F~ unbuilt for dot scores (with S the eq. 4 weights, F' = (softmax(q F^^T S^T) S) F^).
 
 Example:
     >>> import torch
@@ -29,34 +32,72 @@ from torch import nn
 
 from cycletrans.models.cache import ParameterCache
 
+CAPTURE_SCORES = ("dot", "cosine")
+
 
 class KCM(nn.Module):
     """KCM with bias-free projections ``w_theta``, ``w_tau``: ``nn.Linear(dim, attn_dim)``."""
 
-    def __init__(self, dim: int, attn_dim: int | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        attn_dim: int | None = None,
+        *,
+        refine_temperature: float = 1.0,
+        capture_scores: str = "dot",
+        capture_temperature: float = 0.1,
+    ) -> None:
         super().__init__()
+        if capture_scores not in CAPTURE_SCORES:
+            raise ValueError(f"capture_scores must be one of {CAPTURE_SCORES}, "
+                             f"got {capture_scores!r}")
         self.attn_dim = attn_dim or dim  # c of eq. 5
+        self.refine_temperature = refine_temperature
+        self.capture_scores = capture_scores
+        self.capture_temperature = capture_temperature
         self.w_theta = nn.Linear(dim, self.attn_dim, bias=False)
         self.w_tau = nn.Linear(dim, self.attn_dim, bias=False)
         self._query_cache = ParameterCache()
 
-    @staticmethod
-    def _token_weights(tokens: torch.Tensor) -> torch.Tensor:
-        """Eq. 4's weights S = softmax(norm(F^) norm(F^)^T): ``[B,N,D] -> [B,N,N]``."""
+    # -- reference path: the equations as printed ------------------------------------------
+    def token_weights(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Eq. 4's weights S = softmax(norm(F^) norm(F^)^T / t4): ``[B,N,D] -> [B,N,N]``."""
         normed = nnf.normalize(tokens, dim=-1)
-        return (normed @ normed.transpose(-1, -2)).softmax(dim=-1)
+        return (normed @ normed.transpose(-1, -2) / self.refine_temperature).softmax(dim=-1)
 
     def refine(self, tokens: torch.Tensor) -> torch.Tensor:
         """Eq. 4: ``F^ [B,N,D] -> F~ [B,N,D]``."""
-        return self._token_weights(tokens) @ tokens
+        return self.token_weights(tokens) @ tokens
 
+    def scores(self, refined: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        """Eq. 5's scores s(A W_theta, F~ W_tau): ``F~ [B,N,D]``, ``A [(B,)k,D]`` -> ``[B,k,N]``."""
+        query, keys = self.w_theta(anchors), self.w_tau(refined)
+        if self.capture_scores == "cosine":
+            query, keys = nnf.normalize(query, dim=-1), nnf.normalize(keys, dim=-1)
+            return query @ keys.transpose(-1, -2) / self.capture_temperature
+        return query @ keys.transpose(-1, -2) * self.attn_dim**-0.5
+
+    def attention(self, refined: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        """Eq. 5 attention weights ``[B,k,N]``: each anchor's weights over the N candidate
+        tokens sum to 1. ``refined`` may be ``[1,N,D]`` (one shared candidate set, eq. 12)."""
+        return self.attend(refined, self.anchor_query(anchors))
+
+    def capture(self, refined: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        """Eq. 5: ``F~ [B,N,D]``, ``A [B,k,D]`` or ``[k,D]`` -> ``F' [B,k,D]``."""
+        return self.scores(refined, anchors).softmax(dim=-1) @ refined
+
+    # -- fast path ---------------------------------------------------------------------------
     def anchor_query(self, anchors: torch.Tensor) -> torch.Tensor:
-        """``A [..., k, D] -> A W_theta W_tau^T / sqrt(c) [..., k, D]`` (cached for 2-D A)."""
+        """The anchors' side of eq. 5, shareable by several candidate sets (``attend``):
+        dot scores ``A W_theta W_tau^T / sqrt(c) [..., k, D]``; cosine scores
+        ``norm(A W_theta) / t5 [..., k, c]``. Cached in eval mode for 2-D anchors."""
 
         def compute() -> torch.Tensor:
-            # nn.Linear stores W^T: F~ W_tau = F~ @ w_tau.weight.T, so the query is
-            # (A W_theta) @ w_tau.weight.
-            return self.w_theta(anchors) @ self.w_tau.weight * self.attn_dim**-0.5
+            projected = self.w_theta(anchors)
+            if self.capture_scores == "cosine":
+                return nnf.normalize(projected, dim=-1) / self.capture_temperature
+            # nn.Linear stores W^T: F~ W_tau = F~ @ w_tau.weight.T
+            return projected @ self.w_tau.weight * self.attn_dim**-0.5
 
         if anchors.dim() == 2:
             params = (anchors, self.w_theta.weight, self.w_tau.weight)
@@ -66,32 +107,22 @@ class KCM(nn.Module):
         return compute()
 
     def attend(self, refined: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
-        """Eq. 5 weights from ``query = anchor_query(A)``: ``F~ [B,N,D]``, ``[(B,)k,D]`` ->
-        ``[B,k,N]``. Lets several candidate sets share one projection of the same anchors.
-        """
+        """Eq. 5 weights from ``query = anchor_query(A)``: ``F~ [B,N,D]``, ``[(B,)k,·]`` ->
+        ``[B,k,N]``."""
+        if self.capture_scores == "cosine":
+            keys = nnf.normalize(self.w_tau(refined), dim=-1)
+            return (query @ keys.transpose(-1, -2)).softmax(dim=-1)
         return (query @ refined.transpose(-1, -2)).softmax(dim=-1)
-
-    def attention(self, refined: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-        """Eq. 5 attention weights, the softmax before the product with F~.
-
-        ``F~ [B,N,D]`` (or ``[1,N,D]``), ``A [B,k,D]`` or ``[k,D]`` -> ``[B,k,N]``; each
-        anchor's weights over the N candidate tokens sum to 1.
-        """
-        return self.attend(refined, self.anchor_query(anchors))
-
-    def capture(self, refined: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-        """Eq. 5: ``F~ [B,N,D]``, ``A [B,k,D]`` or ``[k,D]`` -> ``F' [B,k,D]``.
-
-        ``refined`` may also be ``[1,N,D]`` (one shared candidate set, as in eq. 12) with
-        ``anchors [b,k,D]``; the result is then ``[b,k,D]``.
-        """
-        return self.attention(refined, anchors) @ refined
 
     def forward(self, tokens: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
         """Eq. 4 then eq. 5: ``tokens [B,N,D]``, ``anchors [B,k,D]`` or ``[k,D]`` -> ``[B,k,D]``.
 
-        Equal to ``capture(refine(tokens), anchors)``, computed without building F~.
+        Equal to ``capture(refine(tokens), anchors)``; with dot scores computed without
+        building F~.
         """
-        S = self._token_weights(tokens)  # [B, N, N]
+        S = self.token_weights(tokens)  # [B, N, N]
+        if self.capture_scores == "cosine":
+            refined = S @ tokens
+            return self.attend(refined, self.anchor_query(anchors)) @ refined
         scores = (self.anchor_query(anchors) @ tokens.transpose(-1, -2)) @ S.transpose(-1, -2)
         return (scores.softmax(dim=-1) @ S) @ tokens

@@ -14,11 +14,13 @@ Data flow of one image (paper Fig. 2; ``variants.py`` says which parts each abla
   cross modality over the concatenated F~ of the batch's images of the same identity in the
   other modality, grouped by identity.
 
-Gradient routing of the cycle (``cycle_grad``): the paper says "the gradient is only backward
-through the anchor features to the backbone". With ``"anchors"`` (default) the candidate maps
-F~ of eq. 11-12 and the target F' of eq. 17-18 are detached, so L_rec and L_aln reach the
+Gradient routing of the cycle (option ``cycle_grad``): the paper says "the gradient is only
+backward through the anchor features to the backbone". With ``"anchors"`` (default) the candidate
+maps F~ of eq. 11-12 and the target F' of eq. 17-18 are detached, so L_rec and L_aln reach the
 backbone only through F_N -> head -> F' -> the first KCM, while KCM's W_theta and W_tau still
-get gradients from the cycle. ``"all"`` detaches nothing.
+get gradients from the cycle. ``"all"`` detaches nothing. ``"authors"`` is the authors' code:
+the candidates carry gradient, L_rec's target F' is detached, and L_aln detaches the
+cross-modality reconstruction instead, pulling F' toward it.
 
 Example:
     >>> import torch
@@ -46,8 +48,9 @@ import torch
 from torch import nn
 
 from cycletrans.losses import (
-    LossWeights,
     alignment_loss,
+    authors_separation_loss,
+    center_cluster_loss,
     identity_loss,
     metric_loss,
     mmd_loss,
@@ -58,23 +61,33 @@ from cycletrans.losses import (
 from cycletrans.modality import INFRARED, MODALITIES, VISIBLE, modality_index
 from cycletrans.models.dmm import DMM, INIT_STD
 from cycletrans.models.kcm import KCM
+from cycletrans.models.options import ModelSpec
 from cycletrans.preprocessing import Preprocessing
 
-CYCLE_GRADS = ("anchors", "all")
+
+@dataclass(frozen=True)
+class Variant:
+    """One ablation row: whether it has KCM, which F' -> F_N head, which loss terms."""
+
+    kcm: bool
+    head: type[DMM] | None
+    losses: tuple[str, ...]
 
 
 @dataclass
 class ModelOutput:
     """What a forward pass returns (shapes for a batch of B images, k anchors, d channels).
 
-    ``logits [B,C]``; ``features [B,D]`` the flattened retrieval feature before the BN neck;
-    ``patterns [B,k,d]`` F_N before eq. 10 weighting (F' for KCM-only rows, None for the
-    baseline); ``captured [B,k,d]`` F'; ``recon_same``/``recon_cross [B,k,d]`` the eq. 11/12
-    reconstructions (None unless the variant uses them and labels were given).
+    ``logits [B,C]``; ``features [B,D]`` the flattened retrieval feature before the BN neck and
+    ``neck [B,D]`` after it; ``patterns [B,k,d]`` F_N before eq. 10 weighting (F' for KCM-only
+    rows, None for the baseline); ``captured [B,k,d]`` F'; ``recon_same``/``recon_cross
+    [B,k,d]`` the eq. 11/12 reconstructions (None unless the variant uses them and labels
+    were given).
     """
 
     logits: torch.Tensor
     features: torch.Tensor
+    neck: torch.Tensor
     patterns: torch.Tensor | None = None
     captured: torch.Tensor | None = None
     recon_same: torch.Tensor | None = None
@@ -84,43 +97,37 @@ class ModelOutput:
 class ReIDModel(nn.Module):
     """The CycleTrans model and its ablations; build it with ``build_model``."""
 
-    def __init__(
-        self,
-        backbone: nn.Module,
-        num_classes: int,
-        *,
-        use_kcm: bool,
-        head: type[DMM] | None,
-        losses: tuple[str, ...],
-        num_anchors: int,
-        num_prototypes: int,
-        attn_dim: int | None,
-        margin: float,
-        loss_weights: LossWeights,
-        cycle_grad: str,
-        discrepancy_norm: str,
-        preprocessing: Preprocessing,
-        config: dict,
-    ) -> None:
+    def __init__(self, backbone: nn.Module, row: Variant, spec: ModelSpec) -> None:
         super().__init__()
+        opts = spec.options
         d = backbone.out_channels
+        self.spec, self.options, self.losses = spec, opts, row.losses
         self.backbone = backbone
-        self.kcm = KCM(d, attn_dim) if use_kcm else None
-        self.anchors = nn.Parameter(torch.randn(num_anchors, d) * INIT_STD) if use_kcm else None
-        self.head = (head(d, num_prototypes, num_anchors, attn_dim, discrepancy_norm)
-                     if head else None)
-        dim = num_anchors * d if use_kcm else d
+        self.kcm = self.anchors = self.head = None
+        if row.kcm:
+            self.kcm = KCM(d, opts.attn_dim, refine_temperature=opts.refine_temperature,
+                           capture_scores=opts.capture_scores,
+                           capture_temperature=opts.capture_temperature)
+            self.anchors = nn.Parameter(torch.randn(opts.num_anchors, d) * INIT_STD)  # C
+        if row.head is not None:
+            self.head = row.head(d, opts.num_prototypes, opts.num_anchors,
+                                 attn_dim=opts.attn_dim, discrepancy_norm=opts.discrepancy_norm,
+                                 dmm_keys=opts.dmm_keys)
+        dim = opts.num_anchors * d if row.kcm else d
         self.neck = nn.BatchNorm1d(dim)
         self.neck.bias.requires_grad_(False)
-        self.classifier = nn.Linear(dim, num_classes, bias=False)
+        self.classifier = nn.Linear(dim, spec.num_classes, bias=False)
         nn.init.normal_(self.classifier.weight, std=0.001)
-        self.losses = losses
-        self.uses_cycle = "rec" in losses or "aln" in losses  # eq. 11-12 needed in training
-        self.margin = margin
-        self.loss_weights = loss_weights
-        self.cycle_grad = cycle_grad
-        self.preprocessing = preprocessing
-        self.config = config
+        self.uses_cycle = "rec" in row.losses or "aln" in row.losses  # eq. 11-12 in training
+
+    @property
+    def config(self) -> dict:
+        """The JSON-serialisable model description (``ModelSpec.to_dict``)."""
+        return self.spec.to_dict()
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.spec.preprocessing
 
     def head_parameters(self) -> list[nn.Parameter]:
         """The CycleTrans head's parameters: the anchors C, KCM (W_theta, W_tau) and the DMM or
@@ -132,7 +139,7 @@ class ReIDModel(nn.Module):
     @property
     def feature_layer(self) -> nn.Module:
         """The backbone's last stage (the Grad-CAM target layer)."""
-        return self.backbone.layer4
+        return self.backbone.last_stage
 
     def forward(
         self,
@@ -149,7 +156,8 @@ class ReIDModel(nn.Module):
         F_I = self.backbone(images, modalities)  # [B, d, h, w]
         if self.kcm is None:
             features = F_I.mean(dim=(2, 3))  # global average pooling [B, d]
-            return ModelOutput(logits=self.classifier(self.neck(features)), features=features)
+            neck = self.neck(features)
+            return ModelOutput(self.classifier(neck), features, neck)
         tokens = F_I.flatten(2).transpose(1, 2)  # F^ [B, N, d]
         cycle = labels is not None and self.uses_cycle
         if cycle:  # the cycle needs F~ itself
@@ -160,7 +168,8 @@ class ReIDModel(nn.Module):
         patterns = captured if self.head is None else self.head(captured)  # F_N, eq. 6-9
         weighted = patterns if self.head is None else self.head.weight_patterns(patterns)
         features = weighted.flatten(1)  # f_N [B, k*d]
-        out = ModelOutput(self.classifier(self.neck(features)), features, patterns, captured)
+        neck = self.neck(features)
+        out = ModelOutput(self.classifier(neck), features, neck, patterns, captured)
         if cycle:
             out.recon_same, out.recon_cross = self.reconstruct(
                 refined, patterns, labels, modalities)
@@ -179,7 +188,7 @@ class ReIDModel(nn.Module):
         ``(same [B,k,d] | None, cross [B,k,d] | None)``.
         """
         # cycle_grad="anchors": the candidates carry no gradient, only the anchors F_N do.
-        candidates = refined.detach() if self.cycle_grad == "anchors" else refined
+        candidates = refined.detach() if self.options.cycle_grad == "anchors" else refined
         query = self.kcm.anchor_query(neutral)  # F_N as anchors, one projection for both cycles
         same = None
         if "rec" in self.losses:  # eq. 11
@@ -203,23 +212,32 @@ class ReIDModel(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """The unweighted terms this variant uses ("id", "me", "sep", "mmd", "rec", "aln")
         and ``"loss"``, their eq. 19 weighted total."""
+        opts = self.options
+        authors = opts.loss_form == "authors"  # L_sep and L_MMD on the BN-neck output
         terms = {"id": identity_loss(out.logits, labels)}
         if "me" in self.losses:
-            terms["me"] = metric_loss(out.features, labels, self.margin)
+            terms["me"] = (center_cluster_loss(out.features.view(len(labels), opts.num_anchors, -1),
+                                               labels, opts.margin) if authors
+                           else metric_loss(out.features, labels, opts.margin))
         if "sep" in self.losses:
-            terms["sep"] = separation_loss(out.patterns)
+            terms["sep"] = (authors_separation_loss(out.neck.view_as(out.patterns)) if authors
+                            else separation_loss(out.patterns))
         if "mmd" in self.losses:
-            terms["mmd"] = mmd_loss(
-                out.features[modalities == VISIBLE], out.features[modalities == INFRARED])
+            feats = out.neck if authors else out.features
+            terms["mmd"] = mmd_loss(feats[modalities == VISIBLE], feats[modalities == INFRARED],
+                                    kernel_sum=authors)
         if self.uses_cycle:
             if out.recon_same is None and out.recon_cross is None:
                 raise ValueError("this variant's cycle losses need a forward pass with labels")
-            target = out.captured.detach() if self.cycle_grad == "anchors" else out.captured
+            target = out.captured if opts.cycle_grad == "all" else out.captured.detach()
             if "rec" in self.losses:
                 terms["rec"] = reconstruction_loss(out.recon_same, target)
             if "aln" in self.losses:
-                terms["aln"] = alignment_loss(out.recon_cross, target)
-        terms["loss"] = weighted_total(terms, self.loss_weights)
+                if opts.cycle_grad == "authors":  # F' pulled toward the reconstruction
+                    terms["aln"] = alignment_loss(out.recon_cross.detach(), out.captured)
+                else:
+                    terms["aln"] = alignment_loss(out.recon_cross, target)
+        terms["loss"] = weighted_total(terms, opts.loss_weights)
         return terms
 
     @torch.no_grad()
@@ -235,14 +253,14 @@ class ReIDModel(nn.Module):
     def retrieval_feature(self, images: torch.Tensor, modalities: torch.Tensor) -> torch.Tensor:
         """The retrieval feature ``[B, D]`` (BN-neck output) with autograd, in the current
         mode: ``embed`` is its eval-mode, no-grad form; Grad-CAM differentiates this one."""
-        return self.neck(self(images, modalities).features)
+        return self(images, modalities).neck
 
     @torch.no_grad()
     def anchor_attention(self, images: torch.Tensor, modality: str | int) -> torch.Tensor:
         """Eq. 5 attention of each pseudo anchor over the feature map: ``[B, k, h, w]``."""
         if self.kcm is None:
             raise ValueError(
-                f"variant {self.config.get('variant')!r} has no KCM, hence no anchor attention")
+                f"variant {self.spec.variant!r} has no KCM, hence no anchor attention")
         with self._evaluating():
             F_I = self.backbone(images, self._modality_codes(images, modality))
             refined = self.kcm.refine(F_I.flatten(2).transpose(1, 2))

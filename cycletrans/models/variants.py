@@ -15,28 +15,18 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
-from cycletrans.losses import SYSU_WEIGHTS, as_loss_weights
 from cycletrans.models.backbones import BACKBONES, build_backbone
-from cycletrans.models.dmm import DISCREPANCY_NORMS, DMM
+from cycletrans.models.dmm import DMM
 from cycletrans.models.heads import (
     PrototypeAggregation,
     PrototypeTransformer,
     ResidualPrototypeAggregation,
 )
-from cycletrans.models.reid_model import CYCLE_GRADS, ReIDModel
+from cycletrans.models.options import ModelOptions, ModelSpec
+from cycletrans.models.reid_model import ReIDModel, Variant
 from cycletrans.preprocessing import Preprocessing
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One ablation row: whether it has KCM, which F' -> F_N head, which loss terms."""
-
-    kcm: bool
-    head: type[DMM] | None
-    losses: tuple[str, ...]
-
 
 _KCM_LOSSES = ("id", "sep", "me", "mmd")
 _FULL_LOSSES = (*_KCM_LOSSES, "rec", "aln")
@@ -55,117 +45,53 @@ VARIANT_TABLE: dict[str, Variant] = {
 }
 VARIANTS = tuple(VARIANT_TABLE)
 
-DEFAULT_OPTIONS = {
-    "num_anchors": 7,
-    "num_prototypes": 1024,
-    "attn_dim": None,
-    "margin": 0.5,
-    "loss_weights": SYSU_WEIGHTS,
-    "cycle_grad": "anchors",
-    "discrepancy_norm": "layer",
-    "pretrained": False,
-    "preprocessing": Preprocessing(),
-}
 
-
-def _positive_int(name: str, value: object, optional: bool = False) -> int | None:
-    if optional and value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def model_config(variant: str, backbone: str, num_classes: int, **options: object) -> dict:
-    """Validate a model description and return it as a JSON-serialisable dict:
-    ``{"variant", "backbone", "num_classes", "options": {...}, "preprocessing": {...}}``."""
+def model_spec(
+    variant: str,
+    backbone: str,
+    num_classes: int,
+    preprocessing: Preprocessing | dict | None = None,
+    **options: Any,
+) -> ModelSpec:
+    """Validate a model description: ``variant`` (``VARIANTS``), ``backbone`` (``BACKBONES``),
+    ``num_classes``, ``preprocessing`` and the ``ModelOptions`` fields as keywords."""
     if variant not in VARIANT_TABLE:
         raise ValueError(f"unknown variant {variant!r}; valid variants: {', '.join(VARIANTS)}")
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; valid backbones: {', '.join(BACKBONES)}")
-    unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown options {unknown}; valid options: {', '.join(DEFAULT_OPTIONS)}")
-    opts = {**DEFAULT_OPTIONS, **options}
-    if opts["cycle_grad"] not in CYCLE_GRADS:
-        raise ValueError(f"cycle_grad must be one of {CYCLE_GRADS}, got {opts['cycle_grad']!r}")
-    if opts["discrepancy_norm"] not in DISCREPANCY_NORMS:
-        raise ValueError(f"discrepancy_norm must be one of {DISCREPANCY_NORMS}, "
-                         f"got {opts['discrepancy_norm']!r}")
-    if isinstance(opts["margin"], bool) or not isinstance(opts["margin"], int | float) \
-            or opts["margin"] < 0:
-        raise ValueError(f"margin must be a non-negative number, got {opts['margin']!r}")
-    if not isinstance(opts["pretrained"], bool):
-        raise ValueError(f"pretrained must be True or False, got {opts['pretrained']!r}")
-    preprocessing = opts["preprocessing"]
     if isinstance(preprocessing, dict):
         preprocessing = Preprocessing.from_dict(preprocessing)
-    if not isinstance(preprocessing, Preprocessing):
-        raise ValueError(f"preprocessing must be a Preprocessing or a dict, got {preprocessing!r}")
-    return {
-        "variant": variant,
-        "backbone": backbone,
-        "num_classes": _positive_int("num_classes", num_classes),
-        "options": {
-            "num_anchors": _positive_int("num_anchors", opts["num_anchors"]),
-            "num_prototypes": _positive_int("num_prototypes", opts["num_prototypes"]),
-            "attn_dim": _positive_int("attn_dim", opts["attn_dim"], optional=True),
-            "margin": float(opts["margin"]),
-            "loss_weights": as_loss_weights(opts["loss_weights"]).to_dict(),
-            "cycle_grad": opts["cycle_grad"],
-            "discrepancy_norm": opts["discrepancy_norm"],
-            "pretrained": opts["pretrained"],
-        },
-        "preprocessing": preprocessing.to_dict(),
-    }
+    return ModelSpec(variant, backbone, num_classes, ModelOptions.from_dict(options),
+                     preprocessing or Preprocessing())
+
+
+def model_from_spec(spec: ModelSpec, load_pretrained: bool = False) -> ReIDModel:
+    """Build the model ``spec`` describes. ImageNet weights are loaded only when
+    ``load_pretrained`` is set and the options ask for them (``load_model`` loads its own)."""
+    if spec.variant not in VARIANT_TABLE or spec.backbone not in BACKBONES:
+        model_spec(spec.variant, spec.backbone, spec.num_classes)  # raises with the valid names
+    pretrained = load_pretrained and spec.options.pretrained
+    return ReIDModel(build_backbone(spec.backbone, pretrained), VARIANT_TABLE[spec.variant], spec)
 
 
 def model_from_config(config: dict, load_pretrained: bool = False) -> ReIDModel:
-    """Build the model a config describes (as written by ``model_config``).
-
-    ImageNet weights are fetched only when ``load_pretrained`` is set and the config asks for
-    them; ``load_model`` builds with ``load_pretrained=False`` and then loads its own weights.
-    """
-    try:
-        config = model_config(config["variant"], config["backbone"], config["num_classes"],
-                              preprocessing=config["preprocessing"], **config["options"])
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"incomplete or malformed model config ({err!r}): {config!r}") from err
-    opts = config["options"]
-    row = VARIANT_TABLE[config["variant"]]
-    backbone = build_backbone(config["backbone"], pretrained=load_pretrained and opts["pretrained"])
-    return ReIDModel(
-        backbone,
-        config["num_classes"],
-        use_kcm=row.kcm,
-        head=row.head,
-        losses=row.losses,
-        num_anchors=opts["num_anchors"],
-        num_prototypes=opts["num_prototypes"],
-        attn_dim=opts["attn_dim"],
-        margin=opts["margin"],
-        loss_weights=as_loss_weights(opts["loss_weights"]),
-        cycle_grad=opts["cycle_grad"],
-        discrepancy_norm=opts["discrepancy_norm"],
-        preprocessing=Preprocessing.from_dict(config["preprocessing"]),
-        config=config,
-    )
+    """Build the model a JSON description (``model.config``, a checkpoint's JSON) describes."""
+    return model_from_spec(ModelSpec.from_dict(config), load_pretrained)
 
 
-def build_model(variant: str, backbone: str, num_classes: int, **options: object) -> ReIDModel:
+def build_model(variant: str, backbone: str, num_classes: int, **options: Any) -> ReIDModel:
     """Build an ablation row of CycleTrans (``VARIANTS``) on a backbone (``BACKBONES``).
 
-    Options: ``num_anchors`` (k, 7), ``num_prototypes`` (n, 1024), ``attn_dim`` (c, default d),
-    ``margin`` (rho of eq. 14, 0.5), ``loss_weights`` (lambda_1..4 of eq. 19: a
-    ``LossWeights``, "sysu" (default) or "regdb", a dict or four numbers), ``cycle_grad``
-    ("anchors" or "all", see ``reid_model``), ``discrepancy_norm`` ("layer" or "none": P' of
-    eq. 6 layer-normalised, or as printed; see ``dmm``), ``pretrained`` (ImageNet weights, False),
-    ``preprocessing`` (a ``Preprocessing``; default 384x192, ImageNet statistics).
+    ``options`` are the ``ModelOptions`` fields (``num_anchors`` k = 7, ``num_prototypes``
+    n = 1024, ``attn_dim``, ``margin``, ``loss_weights``, ``loss_form``, ``cycle_grad``,
+    ``discrepancy_norm``, ``dmm_keys``, ``refine_temperature``, ``capture_scores``,
+    ``capture_temperature``, ``pretrained``) and ``preprocessing`` (default 384 x 192, ImageNet
+    statistics).
 
     Example:
         >>> model = build_model("full", "resnet18", num_classes=10, num_prototypes=64)
         >>> model.config["variant"], model.losses[-2:]
         ('full', ('rec', 'aln'))
     """
-    config = model_config(variant, backbone, num_classes, **options)
-    return model_from_config(config, load_pretrained=True)
+    return model_from_spec(model_spec(variant, backbone, num_classes, **options),
+                           load_pretrained=True)
