@@ -151,6 +151,26 @@ def test_train_flags_reach_the_config_and_unset_ones_keep_the_preset():
     assert (config.random_erasing, config.lr) == (0.5, 3.5e-4)
 
 
+def test_model_flags_reach_the_model_options_and_the_authors_schedule_is_one_flag():
+    from cycletrans.cli import build_parser
+    from cycletrans.cli.train import config_from_args
+    from cycletrans.losses import AUTHORS_WEIGHTS
+
+    args = build_parser().parse_args([
+        "train", "--preset", "sysu", "--data-root", "/d", "--num-anchors", "4",
+        "--loss-weights", "authors", "--cycle-grad", "authors", "--no-pretrained",
+        "--schedule", "authors", "--milestones", "50"])
+    config = config_from_args(args)
+    assert (config.model.num_anchors, config.model.cycle_grad) == (4, "authors")
+    assert (config.model.loss_weights, config.model.pretrained) == (AUTHORS_WEIGHTS, False)
+    assert (config.epoch_pass, config.warmup_epochs) == ("paired", 10)
+    assert config.milestones == (50,)  # given explicitly: the schedule does not override it
+    numbers = build_parser().parse_args(["train", "--preset", "demo", "--loss-weights", "1",
+                                         "2", "3", "4"])
+    assert config_from_args(numbers).model.loss_weights.to_dict() == {
+        "sep": 1.0, "mmd": 2.0, "rec": 3.0, "aln": 4.0, "me": 1.0}
+
+
 def test_python_m_cycletrans_help_lists_the_commands():
     done = subprocess.run([sys.executable, "-m", "cycletrans", "--help"], capture_output=True,
                           text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},

@@ -85,6 +85,14 @@ def test_learning_rate_drops_tenfold_at_each_milestone():
     assert learning_rate(c, 70) == pytest.approx(3.5e-6)
 
 
+def test_warm_up_raises_the_rate_linearly_as_the_authors_code_does():
+    c = resolve_config("demo", {"warmup_epochs": 10, "milestones": (40, 80), "epochs": 90})
+    # their 1-based epoch e <= 10 uses lr / 10 * e; x0.1 from their epochs 41 and 81
+    assert [learning_rate(c, e) for e in (0, 4, 9, 10)] == pytest.approx(
+        [3.5e-5, 1.75e-4, 3.5e-4, 3.5e-4])
+    assert [learning_rate(c, e) for e in (39, 40, 80)] == pytest.approx([3.5e-4, 3.5e-5, 3.5e-6])
+
+
 def test_dict_round_trip_and_runtime_fields_are_not_differences():
     c = resolve_config("demo", {"loss_weights": (0.1, 0.2, 0.3, 0.4), "num_anchors": 4})
     assert c.model.num_anchors == 4

@@ -117,6 +117,18 @@ def test_default_epoch_covers_the_larger_modality_about_once():
     assert len(fixed) == len(batches(fixed)) == 5
 
 
+def test_a_paired_epoch_passes_over_the_images_that_pair_across_modalities():
+    labels, modalities = make_labels(COUNTS)
+    pairs = sum(min(int(((labels == pid) & (modalities == m)).sum()) for m in (0, 1))
+                for pid in np.unique(labels))
+    sampler = CrossModalitySampler(labels, modalities, num_ids=3, num_per_modality=4,
+                                   epoch_pass="paired")
+    assert len(sampler) == math.ceil(pairs / 12) == len(batches(sampler))
+    assert len(sampler) < len(CrossModalitySampler(labels, modalities, num_ids=3))
+    with pytest.raises(ValueError, match="epoch_pass must be one of"):
+        CrossModalitySampler(labels, modalities, num_ids=3, epoch_pass="all")
+
+
 def test_same_seed_same_batches_other_seed_other_batches():
     labels, modalities = make_labels(COUNTS)
     make = lambda seed: CrossModalitySampler(labels, modalities, num_ids=3, seed=seed)  # noqa: E731

@@ -15,7 +15,14 @@ import dataclasses
 import os
 from typing import Any
 
-from cycletrans.engine.config import MODEL_FIELDS, PRESETS, TrainConfig, resolve_config
+from cycletrans.data.sampler import EPOCH_PASSES
+from cycletrans.engine.config import (
+    AUTHORS_SCHEDULE,
+    MODEL_FIELDS,
+    PRESETS,
+    TrainConfig,
+    resolve_config,
+)
 from cycletrans.losses import LOSS_WEIGHT_PRESETS, LossWeights, as_loss_weights
 from cycletrans.models.options import ModelOptions
 
@@ -107,8 +114,17 @@ def add_override_arguments(parser: argparse.ArgumentParser, variant: bool = True
     option("--num-ids", "num_ids", "identities per batch (P, per process)", type=int)
     option("--num-per-modality", "num_per_modality", "images per identity and modality (K): "
            "a batch holds P x (K visible + K infrared)", type=int)
-    option("--batches-per-epoch", "batches_per_epoch", "batches per epoch (auto: about one pass "
-           "over the larger modality)", type=int)
+    option("--batches-per-epoch", "batches_per_epoch", "batches per epoch (auto: sized by "
+           "--epoch-pass)", type=int)
+    option("--epoch-pass", "epoch_pass", "what an epoch passes over: 'larger' (the images of the "
+           "larger modality) or 'paired' (the images that pair with one of the other modality, "
+           "the authors' code)", choices=EPOCH_PASSES)
+    option("--warmup-epochs", "warmup_epochs", "raise the learning rate linearly over the first "
+           "N epochs (the paper: none; the authors' code: 10)", type=int)
+    parser.add_argument("--schedule", choices=("paper", "authors"), default=None,
+                        help="'authors' sets the authors' code's schedule where not given: "
+                        "--epoch-pass paired --warmup-epochs 10 --milestones 40 80 (default: "
+                        "the preset's)")
     option("--height", "height", "input height in pixels", type=int)
     option("--width", "width", "input width in pixels", type=int)
     switch("--flip", "flip", "random horizontal flip (p = 0.5)")
@@ -148,6 +164,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     the preset's)."""
     names = (set(_CONFIG_FIELDS) | set(MODEL_FIELDS)) - {"preset", "output", "dataset", "model"}
     given = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    if getattr(args, "schedule", None) == "authors":
+        given = {**AUTHORS_SCHEDULE, **given}
     if "loss_weights" in given:
         given["loss_weights"] = _loss_weights(given["loss_weights"])
     return given

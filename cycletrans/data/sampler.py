@@ -22,10 +22,12 @@ reproducible and ``set_epoch`` changes it):
   images of a modality gets all of them plus random repeats (sampling with replacement).
 * identities without any visible or without any infrared image are left out, with a warning.
 
-Epoch length (``len(sampler)``): ``num_batches`` if given, else
+Epoch length (``len(sampler)``): ``num_batches`` if given, else with ``epoch_pass="larger"``
 ``ceil(max(#visible, #infrared) / (P * K * world_size))`` counted over usable identities, i.e.
-about one pass over the larger modality per epoch across all ranks. All ranks have the same
-length.
+about one pass over the larger modality per epoch across all ranks, or with ``"paired"`` (the
+authors' code) ``ceil(sum over identities of min(#visible, #infrared) / (P * K * world_size))``,
+one pass over the images that can be paired with one of the other modality (about 372 batches
+of 64 on SYSU-MM01 instead of 696). All ranks have the same length.
 
 Resuming: ``state_dict()`` is ``{"epoch", "position"}`` (position = batches of the epoch
 already handed out); after ``load_state_dict`` the next iteration continues with exactly the
@@ -56,6 +58,8 @@ from torch.utils.data import Sampler
 from cycletrans.data.records import preview
 from cycletrans.modality import INFRARED, VISIBLE
 
+EPOCH_PASSES = ("larger", "paired")
+
 
 class CrossModalitySampler(Sampler[list[int]]):
     """Batch sampler of P identities x (K visible + K infrared) dataset indices.
@@ -67,6 +71,7 @@ class CrossModalitySampler(Sampler[list[int]]):
         num_per_modality: K, images per identity and modality.
         seed: non-negative seed; batches depend only on (seed, epoch, rank, world_size).
         num_batches: batches per epoch per rank; default: see the module docstring.
+        epoch_pass: "larger" or "paired", the default epoch length (module docstring).
         rank, world_size: this process's place among distributed ranks; taken from
             ``torch.distributed`` when it is initialised, else 0 and 1.
     """
@@ -81,6 +86,7 @@ class CrossModalitySampler(Sampler[list[int]]):
         num_batches: int | None = None,
         rank: int | None = None,
         world_size: int | None = None,
+        epoch_pass: str = "larger",
     ) -> None:
         labels, modalities = np.asarray(labels), np.asarray(modalities)
         if labels.ndim != 1 or labels.shape != modalities.shape or labels.size == 0:
@@ -122,9 +128,13 @@ class CrossModalitySampler(Sampler[list[int]]):
                 f"CrossModalitySampler needs at least num_ids x world_size = {needed} identities "
                 f"with both visible and infrared images, found {self.identities.size}"
             )
+        if epoch_pass not in EPOCH_PASSES:
+            raise ValueError(f"epoch_pass must be one of {EPOCH_PASSES}, got {epoch_pass!r}")
         if num_batches is None:
-            largest = max(sum(p[m].size for p in self._pools.values()) for m in (VISIBLE, INFRARED))
-            num_batches = math.ceil(largest / (num_per_modality * needed))
+            sizes = np.array([[p[m].size for m in (VISIBLE, INFRARED)]
+                              for p in self._pools.values()])  # [ids, 2]
+            images = sizes.sum(axis=0).max() if epoch_pass == "larger" else sizes.min(axis=1).sum()
+            num_batches = math.ceil(images / (num_per_modality * needed))
         elif num_batches < 1:
             raise ValueError(f"num_batches must be at least 1, got {num_batches}")
         self.num_batches = int(num_batches)

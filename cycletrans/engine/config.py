@@ -39,11 +39,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cycletrans.data.sampler import EPOCH_PASSES
 from cycletrans.models.options import ModelOptions
 
 PRESETS = ("sysu", "regdb", "demo")
 DATASETS = ("sysu", "regdb")
 MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelOptions))
+# The authors' code's schedule (``--schedule authors``): epochs of paired images, 10 warm-up
+# epochs, x0.1 at their epochs 41 and 81.
+AUTHORS_SCHEDULE = {"epoch_pass": "paired", "warmup_epochs": 10, "milestones": (40, 80)}
 # Fields that may change when a run is resumed: they do not change what is computed.
 RUNTIME_FIELDS = ("output", "workers", "eval_batch_size", "progress", "save_every", "max_steps")
 # Keys of config.json beside the config fields.
@@ -57,6 +61,8 @@ class TrainConfig:
     ``data_root`` None means the cached synthetic set (``demo`` preset only). ``device`` is
     ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``. ``amp`` None means on for CUDA,
     off on CPU. ``batches_per_epoch`` None lets the sampler size the epoch.
+    ``epoch_pass`` sizes an epoch when ``batches_per_epoch`` is None (see the sampler);
+    ``warmup_epochs`` raises the learning rate linearly over the first epochs.
     ``validation``: hold out validation identities (SYSU-MM01's val ids; a ``val_fraction`` of
     RegDB's training ids) and keep the checkpoint with the best validation mAP as ``best``.
     ``max_steps`` (debugging): stop after this many optimiser steps in all. ``model`` holds
@@ -79,6 +85,8 @@ class TrainConfig:
     num_ids: int = 8
     num_per_modality: int = 4
     batches_per_epoch: int | None = None
+    epoch_pass: str = "larger"
+    warmup_epochs: int = 0
     height: int = 384
     width: int = 192
     flip: bool = True
@@ -198,12 +206,17 @@ def load_run_config(output: str | Path) -> TrainConfig:
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:
-    """Learning rate of a 0-based epoch: ``lr * gamma ** (number of milestones <= epoch)``.
+    """Learning rate of a 0-based epoch: ``lr * gamma ** (number of milestones <= epoch)``,
+    times ``(epoch + 1) / warmup_epochs`` during the warm-up.
 
     Milestones are 0-based epoch indices, as in ``torch.optim.lr_scheduler.MultiStepLR``:
-    with milestones (40, 70) epochs 0-39 use lr, 40-69 lr/10 and 70+ lr/100.
+    with milestones (40, 70) epochs 0-39 use lr, 40-69 lr/10 and 70+ lr/100. The authors'
+    schedule (``AUTHORS_SCHEDULE``: warm-up 10, milestones 40 and 80) gives lr / 10 * e in
+    their 1-based epoch e <= 10 and divides by 10 from their epochs 41 and 81.
     """
-    return config.lr * config.gamma ** bisect.bisect_right(sorted(config.milestones), epoch)
+    warmup = min(1.0, (epoch + 1) / config.warmup_epochs) if config.warmup_epochs else 1.0
+    return config.lr * warmup * config.gamma ** bisect.bisect_right(sorted(config.milestones),
+                                                                    epoch)
 
 
 def config_differences(saved: TrainConfig, current: TrainConfig) -> list[str]:
@@ -234,7 +247,7 @@ def _check(c: TrainConfig) -> None:
                  "eval_batch_size"):
         if getattr(c, name) < 1:
             problems.append(f"{name} must be at least 1, got {getattr(c, name)}")
-    for name in ("workers", "eval_every", "save_every", "freeze_stages"):
+    for name in ("workers", "eval_every", "save_every", "freeze_stages", "warmup_epochs"):
         if getattr(c, name) < 0:
             problems.append(f"{name} must be 0 or more, got {getattr(c, name)}")
     for name in ("batches_per_epoch", "max_steps"):
@@ -250,6 +263,8 @@ def _check(c: TrainConfig) -> None:
     if not 0 <= c.random_erasing <= 1 or not 0 <= c.grayscale <= 1 or not 0 < c.val_fraction < 1:
         problems.append(f"need 0 <= random_erasing, grayscale <= 1 and 0 < val_fraction < 1, "
                         f"got {c.random_erasing}, {c.grayscale} and {c.val_fraction}")
+    if c.epoch_pass not in EPOCH_PASSES:
+        problems.append(f"epoch_pass must be one of {EPOCH_PASSES}, got {c.epoch_pass!r}")
     if c.device not in ("auto", "cpu", "cuda") and not c.device.startswith("cuda:"):
         problems.append(f"device must be auto, cpu, cuda or cuda:N, got {c.device!r}")
     if problems:

@@ -161,7 +161,8 @@ class Trainer:
         self.sampler = CrossModalitySampler(
             self.dataset.labels, self.dataset.modalities, num_ids=config.num_ids,
             num_per_modality=config.num_per_modality, seed=config.seed,
-            num_batches=config.batches_per_epoch, rank=ctx.rank, world_size=ctx.world_size)
+            num_batches=config.batches_per_epoch, rank=ctx.rank, world_size=ctx.world_size,
+            epoch_pass=config.epoch_pass)
         seed_everything(config.seed)
         self.model = self._build_model(pre).to(self.device)
         step_module = _TrainStep(self.model)
