@@ -1,11 +1,15 @@
 """save_model / load_model: bit-exact round trips, and refusal of anything but safetensors."""
 
+import hashlib
 import json
 import pickle
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 import torchvision
+from safetensors.torch import load_file, save_file
 
 import cycletrans
 from cycletrans.checkpoint import load_model, save_model
@@ -134,4 +138,117 @@ def test_unknown_format_versions_and_broken_configs_are_refused(tmp_path):
     del config["options"]
     path.with_suffix(".json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="incomplete or malformed model config"):
+        load_model(path)
+
+
+def test_identical_tensors_give_byte_identical_files(tmp_path):
+    model, _ = trained_model("baseline")
+    digests = set()
+    for n in range(8):  # safetensors' own metadata order varied from one call to the next
+        path = tmp_path / f"m{n}.safetensors"
+        save_model(model, path)
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert len(digests) == 1
+    assert torch.equal(load_model(tmp_path / "m0.safetensors").classifier.weight,
+                       model.classifier.weight)
+
+
+@pytest.fixture(scope="module")
+def saved_full(tmp_path_factory) -> Path:
+    """A tiny trained ``full`` model saved once; tests edit copies of it."""
+    model, _ = trained_model("full")
+    path = tmp_path_factory.mktemp("saved") / "full.safetensors"
+    save_model(model, path)
+    return path
+
+
+def _copy(saved: Path, folder: Path) -> tuple[Path, dict]:
+    path = folder / saved.name
+    shutil.copy(saved, path)
+    shutil.copy(saved.with_suffix(".json"), path.with_suffix(".json"))
+    return path, json.loads(path.with_suffix(".json").read_text())
+
+
+@pytest.mark.parametrize(("edit", "named"), [
+    ({"num_classes": 5}, "classifier.weight is [2, 1536] in the file, [5, 1536]"),
+    ({"num_classes": 10**12}, "classifier.weight is [2, 1536] in the file"),
+    ({"backbone": "resnet50"}, "in the file"),
+    ({"variant": "baseline"}, "not in the model: anchors, head."),
+    ({"variant": "kcm"}, "not in the model: head."),
+    ({"options": {"num_prototypes": 16}}, "head.prototypes is [8, 512] in the file, [16, 512]"),
+])
+def test_a_config_that_does_not_match_the_tensors_is_refused_before_building(
+        saved_full, tmp_path, monkeypatch, edit, named):
+    path, config = _copy(saved_full, tmp_path)
+    options = {**config["options"], **edit.pop("options", {})}
+    path.with_suffix(".json").write_text(json.dumps({**config, **edit, "options": options}))
+    from cycletrans import checkpoint
+
+    built = []
+    real_build = checkpoint.model_from_config
+    monkeypatch.setattr(checkpoint, "model_from_config",
+                        lambda *a, **k: built.append(torch.empty(0).device) or real_build(*a, **k))
+    with pytest.raises(ValueError, match=r"full\.safetensors does not match the model its config "
+                       r"full\.json describes") as error:
+        load_model(path)
+    assert named in str(error.value)
+    assert built == [torch.device("meta")]  # nothing was built for real
+
+
+def test_a_truncated_or_garbled_file_is_named_and_refused(saved_full, tmp_path):
+    path, _ = _copy(saved_full, tmp_path)
+    data = saved_full.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"full\.safetensors is not a readable safetensors file"):
+        load_model(path)
+    garbled = bytearray(data)
+    garbled[20:30] = b"#" * 10
+    path.write_bytes(bytes(garbled))
+    with pytest.raises(ValueError, match=r"full\.safetensors is not a readable.*JSON"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[1, 2]", r"full\.json holds a JSON list, not the model config"),
+    ('{"format_version": 1, "variant": ', r"full\.json is not valid JSON"),
+])
+def test_a_config_that_is_not_a_model_config_is_named(saved_full, tmp_path, text, message):
+    path, _ = _copy(saved_full, tmp_path)
+    path.with_suffix(".json").write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_model(path)
+
+
+def test_an_invalid_config_value_is_named_with_its_file(saved_full, tmp_path):
+    path, config = _copy(saved_full, tmp_path)
+    path.with_suffix(".json").write_text(json.dumps({**config, "variant": "nope"}))
+    with pytest.raises(ValueError, match=r"full\.json: unknown variant 'nope'"):
+        load_model(path)
+
+
+def test_an_unexpected_top_level_key_is_a_warning(saved_full, tmp_path):
+    path, config = _copy(saved_full, tmp_path)
+    path.with_suffix(".json").write_text(json.dumps({**config, "note": "mine"}))
+    with pytest.warns(UserWarning, match=r"full\.json: unexpected key\(s\) \['note'\] ignored"):
+        model = load_model(path)
+    assert model.config["variant"] == "full"
+
+
+def test_weights_holding_nan_or_inf_are_refused(tmp_path):
+    model, _ = trained_model("baseline")
+    with torch.no_grad():
+        model.classifier.weight[0, 0] = float("nan")
+        model.neck.running_var[1] = float("inf")
+    save_model(model, tmp_path / "m.safetensors")
+    with pytest.raises(ValueError, match=r"m\.safetensors holds NaN or infinite values in "
+                       r"(classifier\.weight, neck\.running_var|neck\.running_var, classifier)"):
+        load_model(tmp_path / "m.safetensors")
+
+
+def test_weights_of_another_dtype_are_refused(saved_full, tmp_path):
+    weights = load_file(str(saved_full))
+    weights["anchors"] = weights["anchors"].half()
+    path, _ = _copy(saved_full, tmp_path)
+    save_file(weights, str(path))
+    with pytest.raises(ValueError, match=r"anchors is torch\.float16 in the file, torch\.float32"):
         load_model(path)

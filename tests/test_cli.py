@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from engine_helpers import TEST_IDS, TINY_FLAGS, write_sysu_tree
+from engine_helpers import TEST_IDS, TINY_FLAGS, TRAIN_IDS, VAL_IDS, write_sysu_tree
 
 from cycletrans.cli import main
+from cycletrans.engine import FeatureSet
 from cycletrans.models.reid_model import ReIDModel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -217,3 +220,70 @@ def test_a_nan_loss_stops_the_command_with_a_clear_message(tree, tmp_path, capsy
     err = capsys.readouterr().err
     assert "non-finite loss at epoch 1, step 1" in err
     assert "loss=inf" in err
+
+
+def test_train_refuses_a_folder_holding_a_run_and_names_overwrite(trained, tree, capsys):
+    before = (trained / "metrics.jsonl").read_text()
+    code = main(["train", "--preset", "demo", "--data-root", str(tree), "--output",
+                 str(trained), "--epochs", "1", *TINY_FLAGS])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "already holds a training run" in err
+    assert "--overwrite to replace it" in err
+    assert (trained / "metrics.jsonl").read_text() == before
+
+
+def test_a_run_stopped_by_a_signal_exits_with_128_plus_its_number(monkeypatch, capsys):
+    from cycletrans.cli import train as train_command
+    from cycletrans.engine import StoppedBySignalError
+
+    def stopped(args):
+        raise StoppedBySignalError("stopped by SIGINT at epoch 1, step 1", signal.SIGINT)
+
+    monkeypatch.setattr(train_command, "run", stopped)
+    assert main(["train", "--preset", "demo"]) == 130
+    assert "train: stopped by SIGINT at epoch 1, step 1" in capsys.readouterr().err
+
+
+def test_extract_writes_exactly_the_file_it_names(trained, tree, tmp_path, capsys):
+    out = tmp_path / "feats.bin"
+    assert main(["extract", "--checkpoint", str(trained / "last.safetensors"), "--data-root",
+                 str(tree), "--out", str(out), "--workers", "0"]) == 0
+    assert f"wrote {out}:" in capsys.readouterr().out
+    assert os.listdir(tmp_path) == ["feats.bin"]
+    assert FeatureSet.load(out).features.shape == (len(TEST_IDS) * 6 * 2, 3 * 512)
+
+
+def _one_error_line(capsys) -> str:
+    """The one ``error:`` line the command printed (after any progress bar), no traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.count("error:") == 1, err
+    line = err.splitlines()[-1].split("\r")[-1]
+    assert "error:" in line
+    return line
+
+
+def test_evaluate_refuses_a_checkpoint_whose_config_was_edited_in_one_line(trained, tree,
+                                                                            tmp_path, capsys):
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(trained / f"last{suffix}", tmp_path / f"last{suffix}")
+    config = json.loads((tmp_path / "last.json").read_text())
+    (tmp_path / "last.json").write_text(json.dumps({**config, "num_classes": 10**12}))
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "last.safetensors"), "--data-root",
+                 str(tree), "--workers", "0"]) == 2
+    err = _one_error_line(capsys)
+    assert f"{tmp_path / 'last.safetensors'} does not match the model its config" in err
+    classes = len(TRAIN_IDS) + len(VAL_IDS)
+    assert f"classifier.weight is [{classes}, 1536] in the file, [1000000000000, 1536]" in err
+
+
+def test_a_truncated_image_stops_evaluate_in_one_line_naming_it(trained, tree, tmp_path, capsys):
+    broken = tmp_path / "sysu"
+    shutil.copytree(tree, broken)
+    image = broken / "cam3" / f"{TEST_IDS[0]:04d}" / "0001.jpg"
+    image.write_bytes(image.read_bytes()[:-200])
+    assert main(["evaluate", "--checkpoint", str(trained / "last.safetensors"), "--data-root",
+                 str(broken), "--workers", "2", "--trials", "1"]) == 2
+    err = _one_error_line(capsys)
+    assert f"error: cannot read image {image}: " in err

@@ -11,10 +11,12 @@ from PIL import Image
 
 from cycletrans.data import (
     SYSUMM01,
+    ImageReadError,
     ImageRecord,
     RegDB,
     ReIDDataset,
     build_transforms,
+    check_images,
     load_dataset,
     read_image,
 )
@@ -250,8 +252,60 @@ def test_read_image_gives_rgb_for_single_channel_infrared_files(sysu_root, regdb
 
 
 def test_read_image_missing_file_raises(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ImageReadError, match=r"missing\.jpg: no such file"):
         read_image(tmp_path / "missing.jpg")
+
+
+def broken_images(folder: Path) -> dict[str, Path]:
+    """A good JPEG, and an empty, a truncated (header intact) and a non-image file."""
+    good = folder / "good.jpg"
+    write_image(good, "RGB")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 32, 3), np.uint8)).save(
+        folder / "whole.jpg")
+    data = (folder / "whole.jpg").read_bytes()
+    files = {"good": good, "empty": folder / "empty.jpg", "truncated": folder / "truncated.jpg",
+             "text": folder / "text.jpg"}
+    files["empty"].write_bytes(b"")
+    files["truncated"].write_bytes(data[: len(data) // 2])
+    files["text"].write_text("not an image\n")
+    return files
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("empty", "empty file (0 bytes)"),
+    ("truncated", "image file is truncated"),
+    ("text", "not an image format PIL can read"),
+])
+def test_read_image_names_a_broken_file_and_what_is_wrong(tmp_path, name, reason):
+    path = broken_images(tmp_path)[name]
+    with pytest.raises(ImageReadError) as error:
+        read_image(path)
+    assert str(error.value).startswith(f"cannot read image {path}: {reason}")
+    assert "\n" not in str(error.value)
+
+
+def test_check_images_reads_headers_or_decodes_everything(tmp_path):
+    files = broken_images(tmp_path)
+    with pytest.raises(ImageReadError, match=r"^2 of 4 images cannot be read: .*empty\.jpg: "
+                       r"empty file.*text\.jpg: not an image") as header_only:
+        check_images(list(files.values()))
+    assert "truncated" not in str(header_only.value)  # its header is intact
+    with pytest.raises(ImageReadError, match=r"^3 of 4 images cannot be read: .*empty.*"
+                       r"truncated\.jpg: image file is truncated.*text"):
+        check_images(list(files.values()), decode=True, workers=2)
+    check_images([files["good"]], decode=True)
+
+
+def test_a_broken_image_read_in_a_loader_worker_keeps_its_one_line_message(tmp_path):
+    files = broken_images(tmp_path)
+    records = [ImageRecord(str(files[n]), pid=1, cam=1, modality=0, frame=i + 1)
+               for i, n in enumerate(("good", "truncated"))]
+    loader = torch.utils.data.DataLoader(ReIDDataset(records), num_workers=1, batch_size=1)
+    with pytest.raises(ImageReadError) as error:
+        list(loader)
+    assert str(error.value).startswith(f"cannot read image {files['truncated']}: image file "
+                                       f"is truncated")
+    assert "\n" not in str(error.value)
 
 
 # ---------------------------------------------------------------- RegDB

@@ -1,4 +1,5 @@
-"""The resume state: atomic writes, weights_only reads, generator states restored."""
+"""The resume state: atomic writes, weights_only reads, generator states restored, one
+versioned Progress."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 import torch
 
 from cycletrans.engine.state import (
+    STATE_VERSION,
+    Progress,
     load_resume_state,
     rng_state,
     save_resume_state,
@@ -72,7 +75,29 @@ def test_loading_refuses_arbitrary_pickled_objects_and_missing_files(tmp_path):
     with pytest.raises(ValueError, match="not a readable resume state"):
         load_resume_state(path)
     torch.save([1, 2], path)
-    with pytest.raises(ValueError, match="expected a dict with an 'epoch'"):
+    with pytest.raises(ValueError, match="expected a dict with a 'version'"):
         load_resume_state(path)
     with pytest.raises(FileNotFoundError, match="no resume state"):
         load_resume_state(tmp_path / "missing.pt")
+
+
+def test_a_state_of_another_version_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "resume.pt"
+    torch.save({"version": STATE_VERSION - 1, "epoch": 3}, path)
+    with pytest.raises(ValueError, match=rf"resume\.pt is a resume state of version "
+                       rf"{STATE_VERSION - 1}; .* reads version {STATE_VERSION} only"):
+        load_resume_state(path)
+
+
+def test_progress_is_saved_and_restored_whole(tmp_path):
+    progress = Progress()
+    progress.add_step({"loss": 2.0, "id": 1.5})
+    progress.add_step({"loss": 1.0, "id": 0.5})
+    progress.best_score, progress.best_epoch, progress.epoch_seconds = 0.25, 1, 3.5
+    path = tmp_path / "resume.pt"
+    save_resume_state(path, {"progress": progress.to_dict()})
+    assert Progress.from_dict(load_resume_state(path)["progress"]) == progress
+    assert (progress.position, progress.global_step, progress.sums) == (2, 2, {"loss": 3.0,
+                                                                              "id": 2.0})
+    progress.next_epoch()
+    assert progress == Progress(epoch=1, global_step=2, best_score=0.25, best_epoch=1)

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from engine_helpers import TINY, write_sysu_tree
+from PIL import Image
 from safetensors.torch import load_file
 
 import cycletrans
-from cycletrans.engine import NonFiniteLossError, TrainingError, resolve_config, train
+from cycletrans.data import ImageReadError
+from cycletrans.engine import (
+    NonFiniteLossError,
+    StoppedBySignalError,
+    TrainingError,
+    resolve_config,
+    train,
+)
 from cycletrans.models.reid_model import ReIDModel
 
 
@@ -126,6 +139,126 @@ def test_refuses_to_overwrite_a_run_or_resume_it_with_another_config(tree, tmp_p
         train(config.replace(lr=1e-3), resume=True)
     with pytest.raises(FileNotFoundError, match="no resume state"):
         train(_config(tree, tmp_path / "other"), resume=True)
+
+
+def test_a_run_folder_holding_results_is_replaced_only_with_overwrite(tmp_path, unvalidated):
+    config, _ = unvalidated
+    run = tmp_path / "run"
+    shutil.copytree(config.output, run)
+    (run / "resume.pt").unlink()  # a finished run whose resume state is gone
+    (run / "best.safetensors").write_bytes(b"stale")
+    metrics = (run / "metrics.jsonl").read_text()
+    config = config.replace(output=str(run))
+    with pytest.raises(TrainingError, match=r"already holds a training run \(metrics\.jsonl, "
+                       r"last\.safetensors, last\.json, best\.safetensors, result\.json\); "
+                       r"pass --resume to continue it, --overwrite to replace it"):
+        train(config)
+    assert (run / "metrics.jsonl").read_text() == metrics
+    with pytest.raises(ValueError, match="pass one of them"):
+        train(config, resume=True, overwrite=True)
+    result = train(config, overwrite=True)
+    assert result.finished
+    assert not (run / "best.safetensors").exists()  # nothing of the old run is left
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def _signal_at_step(monkeypatch, step: int, *signums: int) -> None:
+    """Send ``signums`` to this process, one after the other, during optimiser step ``step``
+    (1-based); each is sent once the previous one has been handled (signals sent together
+    merge into one)."""
+    from cycletrans.engine.trainer import Trainer
+
+    original, done = Trainer._step, []
+
+    def step_and_signal(self, *args):
+        done.append(1)
+        if len(done) == step:
+            for signum in signums:
+                handler = signal.getsignal(signum)
+                os.kill(os.getpid(), signum)
+                deadline = time.monotonic() + 300
+                while signal.getsignal(signum) is handler and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        return original(self, *args)
+
+    monkeypatch.setattr(Trainer, "_step", step_and_signal)
+
+
+def test_sigterm_at_an_epochs_last_step_saves_the_state_and_resume_is_exact(
+        tree, tmp_path, monkeypatch, validated):
+    whole_config, whole = validated
+    config = _config(tree, tmp_path / "run", validation=True, eval_every=1)
+    before = signal.getsignal(signal.SIGTERM)
+    _signal_at_step(monkeypatch, 2, signal.SIGTERM)  # the last step of epoch 1
+    with pytest.raises(StoppedBySignalError, match=r"stopped by SIGTERM at epoch 1, step 2 "
+                       r"\(global step 2\); the resume state is saved") as stopped:
+        train(config)
+    assert stopped.value.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before
+    monkeypatch.undo()
+    resumed = train(config, resume=True)
+    a, b = _weights(whole.last), _weights(resumed.last)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _metrics(whole_config.output) == _metrics(config.output)
+
+
+def test_a_second_ctrl_c_stops_at_once(tree, tmp_path, monkeypatch):
+    before = signal.getsignal(signal.SIGINT)
+    _signal_at_step(monkeypatch, 1, signal.SIGINT, signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(tree, tmp_path / "run", variant="baseline"))
+    assert signal.getsignal(signal.SIGINT) == before
+    assert not (tmp_path / "run" / "resume.pt").exists()
+
+
+def test_resume_drops_a_torn_metrics_line_and_removes_temp_files_of_killed_writes(
+        tree, tmp_path, capsys):
+    config = _config(tree, tmp_path / "run", variant="baseline", max_steps=3)
+    train(config)  # epoch 1 done, stopped in epoch 2
+    run = Path(config.output)
+    metrics = run / "metrics.jsonl"
+    good = metrics.read_text()
+    metrics.write_text('{"epoch": 7, "lr\n' + good)
+    with pytest.raises(ValueError, match=r"metrics\.jsonl line 1 is not valid JSON"):
+        train(config.replace(max_steps=None), resume=True)
+    metrics.write_text(good + '{"epoch": 2, "lr": 3.5e-05, "ti')  # killed mid-append
+    leftovers = [".resume.pt.tmp4242", ".last.safetensors.tmp4242", ".tmpAb12Cd"]
+    for name in leftovers:
+        (run / name).write_bytes(b"partial")
+    capsys.readouterr()
+    result = train(config.replace(max_steps=None), resume=True)
+    log = capsys.readouterr().out
+    assert result.finished
+    assert "dropped a torn last line of" in log
+    assert "removed 3 temporary file(s) of killed writes" in log
+    assert [row["epoch"] for row in _metrics(run)] == [1, 2]
+    assert not [name for name in leftovers if (run / name).exists()]
+
+
+def test_a_state_of_another_version_is_refused_on_resume(tree, tmp_path):
+    config = _config(tree, tmp_path / "run", variant="baseline", max_steps=1)
+    train(config)
+    path = Path(config.output) / "resume.pt"
+    state = torch.load(path, weights_only=True)
+    torch.save({**state, "version": 1}, path)
+    with pytest.raises(ValueError, match=r"resume\.pt is a resume state of version 1"):
+        train(config, resume=True)
+
+
+def test_an_unreadable_image_stops_training_before_it_starts(tree, tmp_path):
+    broken = tmp_path / "sysu"
+    shutil.copytree(tree, broken)
+    empty = broken / "cam1" / "0001" / "0001.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(ImageReadError, match=rf"1 of \d+ images cannot be read: {empty}: empty"):
+        train(_config(broken, tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+    noise = np.random.default_rng(0).integers(0, 256, (128, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(empty)
+    empty.write_bytes(empty.read_bytes()[:-1000])  # header intact, image data cut
+    with pytest.raises(ImageReadError, match=rf"{empty}: image file is truncated"):
+        train(_config(broken, tmp_path / "run"), check_images=True)
+    assert not (tmp_path / "run").exists()
 
 
 def test_sync_bn_needs_cuda(tree, tmp_path):

@@ -2,7 +2,8 @@
 
 Each command is one module with ``add_parser(subparsers)`` and ``run(args) -> int``. Errors the
 user can act on (bad arguments, missing data, a NaN loss) are printed as one ``error:`` message
-with exit status 2, not as a traceback.
+with exit status 2, not as a traceback; a training run stopped by a signal exits with 128 + the
+signal's number (130 for Ctrl-C).
 
 Example:
     >>> main(["train", "--help"])  # doctest: +SKIP
@@ -36,12 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
-    from cycletrans.engine.trainer import TrainingError
+    from cycletrans.engine.trainer import StoppedBySignalError, TrainingError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
+    except StoppedBySignalError as error:
+        print(f"{parser.prog} {args.command}: {error}", file=sys.stderr)
+        return 128 + error.signum
     except (ValueError, FileNotFoundError, TrainingError) as error:
         print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
         return 2

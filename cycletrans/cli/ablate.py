@@ -25,6 +25,7 @@ from typing import Any
 
 from cycletrans.cli.train import add_override_arguments, overrides_from_args
 from cycletrans.engine.config import PRESETS, TrainConfig
+from cycletrans.files import read_json
 
 TABLE_SETTING = {"sysu": ("all", 1), "regdb": "visible_to_infrared"}
 EVAL_FILE = "ablation_eval.json"
@@ -65,11 +66,12 @@ def train_row(config: TrainConfig) -> Path:
                              + "; ".join(differences) + "); choose another --output")
         result_path = output / "result.json"
         if result_path.is_file():
-            result = json.loads(result_path.read_text())
+            result = read_json(result_path)
             print(f"reusing the finished run in {output}")
             return Path(result["best"] or result["last"])
         resume = (output / RESUME_FILE).is_file()
-    result = train(config, resume=resume)
+    # a row killed before its first resume state cannot be resumed: it starts again
+    result = train(config, resume=resume, overwrite=not resume)
     if not result.finished:
         raise ValueError(f"the {config.variant} run stopped early (--max-steps); the table needs "
                          f"finished rows")
@@ -89,10 +91,10 @@ def evaluate_row(config: TrainConfig, checkpoint: Path, trials: int) -> dict[str
     stamp = {"checkpoint": str(checkpoint), "mtime_ns": checkpoint.stat().st_mtime_ns,
              "trials": trials}
     if cache.is_file():
-        saved = json.loads(cache.read_text())
+        saved = read_json(cache)
         if saved["stamp"] == stamp:
             return saved["metrics"]
-    root = json.loads((Path(config.output) / "config.json").read_text())[RUN_KEYS[0]]
+    root = read_json(Path(config.output) / "config.json")[RUN_KEYS[0]]
     device = resolve_device(config.device)
     model = load_model(checkpoint, device=str(device))
     records = split_records(root, config.dataset, "test", trial=config.trial)

@@ -1,7 +1,8 @@
 """``python -m cycletrans extract``: write a split's features to an ``.npz`` file.
 
 Arrays: ``features`` [N, D] float32, ``ids``, ``cams``, ``frames``, ``modalities`` [N] int64,
-``paths`` [N] str (``cycletrans.engine.FeatureSet.load`` reads it back).
+``paths`` [N] str (``cycletrans.engine.FeatureSet.load`` reads it back). The archive is written
+at exactly the ``--out`` path, whatever its suffix.
 
 Example::
 
@@ -22,7 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "its own modality) of one split and write them with ids, cams, frames, paths and "
         "modalities to an .npz file.")
     add_feature_arguments(parser)
-    parser.add_argument("--out", required=True, metavar="FILE.npz", help="output .npz file")
+    parser.add_argument("--out", required=True, metavar="FILE.npz",
+                        help="output file: an .npz archive, written under exactly this name "
+                        "(no suffix is added)")
     parser.add_argument("--split", choices=("test", "train", "val"), default="test",
                         help="which images: test, train (all training ids) or val (SYSU-MM01 "
                         "layout's val ids) (default: test)")

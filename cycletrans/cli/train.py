@@ -6,6 +6,9 @@ Examples::
     python -m cycletrans train --preset sysu --data-root /data/SYSU-MM01 --validation
     torchrun --nproc_per_node 4 -m cycletrans train --preset sysu --data-root /data/SYSU-MM01
     python -m cycletrans train --output runs/sysu/full --resume      # continue a killed run
+
+Ctrl-C (SIGINT) or SIGTERM stops at the next step boundary after saving the resume state (exit
+status 130 or 143); a second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
@@ -190,6 +193,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="continue the run in --output from its resume.pt, with its saved "
                         "config (options given again must agree, except --workers, "
                         "--eval-batch-size, --progress, --save-every, --max-steps)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --output (its metrics, checkpoints, "
+                        "resume state and result are deleted); without it such a folder is "
+                        "refused")
+    parser.add_argument("--check-images", action="store_true",
+                        help="decode every training and validation image before training, so a "
+                        "corrupt or truncated file stops the run at once, not when first "
+                        "sampled (default: only each file's header is read)")
     add_override_arguments(parser)
     parser.set_defaults(run=run)
     return parser
@@ -220,7 +231,8 @@ def run(args: argparse.Namespace) -> int:
     from cycletrans.engine import train
 
     config = config_from_args(args)
-    result = train(config, resume=args.resume)
+    result = train(config, resume=args.resume, overwrite=args.overwrite,
+                   check_images=args.check_images)
     if result.finished and os.environ.get("RANK", "0") == "0":
         chosen = result.best or result.last
         print(f"done: {result.epochs_done} epochs, {result.global_step} steps; model: {chosen}"

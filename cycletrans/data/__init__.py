@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cycletrans.data.dataset import ReIDDataset, read_image
+from cycletrans.data.dataset import ImageReadError, ReIDDataset, check_images, read_image
 from cycletrans.data.records import ImageRecord
 from cycletrans.data.regdb import RegDB
 from cycletrans.data.sampler import CrossModalitySampler
@@ -29,10 +29,12 @@ from cycletrans.data.transforms import build_transforms
 __all__ = [
     "SYSUMM01",
     "CrossModalitySampler",
+    "ImageReadError",
     "ImageRecord",
     "ReIDDataset",
     "RegDB",
     "build_transforms",
+    "check_images",
     "load_dataset",
     "read_image",
 ]

@@ -2,7 +2,8 @@
 
 Images are always read as 3-channel RGB (:func:`read_image`), whatever their mode on disk:
 infrared/thermal images stored as single-channel files get their grey value in all three
-channels.
+channels. A file that cannot be read raises :class:`ImageReadError` naming it, also from a
+DataLoader worker; :func:`check_images` finds every such file before a long run starts.
 
 Example:
     >>> from cycletrans.data import SYSUMM01, build_transforms
@@ -18,22 +19,84 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import to_tensor
+from tqdm import tqdm
 
-from cycletrans.data.records import ImageRecord
+from cycletrans.data.records import ImageRecord, preview
+
+# What PIL raises for a file it cannot read (a broken PNG chunk is a SyntaxError).
+_PIL_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be read; the message names the file."""
+
+    def __init__(self, message: str) -> None:
+        # From a DataLoader worker this type arrives rebuilt from "Caught ImageReadError in
+        # DataLoader worker ...\nOriginal Traceback ...": keep the original one-line message.
+        if message.startswith(f"Caught {type(self).__name__}"):
+            message = message.strip().splitlines()[-1].partition(f"{type(self).__name__}: ")[2]
+        super().__init__(message)
+
+
+def _reason(path: str | Path, error: Exception) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    if isinstance(error, UnidentifiedImageError):
+        empty = Path(path).stat().st_size == 0
+        return "empty file (0 bytes)" if empty else "not an image format PIL can read"
+    return str(error)
 
 
 def read_image(path: str | Path) -> Image.Image:
     """Open an image file as a 3-channel RGB PIL image (grey images get 3 equal channels)."""
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except _PIL_ERRORS as error:
+        raise ImageReadError(f"cannot read image {path}: {_reason(path, error)}") from None
+
+
+def _read_header(path: str | Path) -> None:
+    try:
+        with Image.open(path):
+            pass
+    except _PIL_ERRORS as error:
+        raise ImageReadError(f"cannot read image {path}: {_reason(path, error)}") from None
+
+
+def check_images(paths: Sequence[str | Path], decode: bool = False, workers: int = 1,
+                 progress: bool = False) -> None:
+    """Raise :class:`ImageReadError` listing the images that cannot be read.
+
+    Without ``decode`` only each file's header is read: empty files, other formats and cut
+    headers are found, a JPEG truncated after its header is not. With ``decode`` every image
+    is decoded in full (``workers`` threads).
+    """
+    check = read_image if decode else _read_header
+
+    def problem(path: str | Path) -> str | None:
+        try:
+            check(path)
+        except ImageReadError as error:
+            return str(error).removeprefix("cannot read image ")
+        return None
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        found = tqdm(pool.map(problem, paths), total=len(paths), disable=not progress,
+                     desc="checking images", unit="img", leave=False)
+        problems = [p for p in found if p is not None]
+    if problems:
+        raise ImageReadError(f"{len(problems)} of {len(paths)} images cannot be read: "
+                             f"{preview(problems, 3)}")
 
 
 class ReIDDataset(Dataset):

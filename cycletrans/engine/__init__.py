@@ -23,6 +23,7 @@ from cycletrans.engine.protocols import (
 )
 from cycletrans.engine.trainer import (
     NonFiniteLossError,
+    StoppedBySignalError,
     TrainingError,
     TrainResult,
     train,
@@ -32,6 +33,7 @@ __all__ = [
     "PRESETS",
     "FeatureSet",
     "NonFiniteLossError",
+    "StoppedBySignalError",
     "TrainConfig",
     "TrainResult",
     "TrainingError",

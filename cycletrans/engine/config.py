@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cycletrans.data.sampler import EPOCH_PASSES
+from cycletrans.files import read_json
 from cycletrans.models.options import ModelOptions
 
 PRESETS = ("sysu", "regdb", "demo")
@@ -201,8 +201,11 @@ def load_run_config(output: str | Path) -> TrainConfig:
     path = Path(output) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"no training run in {output}: {path} is missing")
-    record = json.loads(path.read_text())
-    return TrainConfig.from_dict({k: v for k, v in record.items() if k not in RUN_KEYS})
+    record = read_json(path)
+    try:
+        return TrainConfig.from_dict({k: v for k, v in record.items() if k not in RUN_KEYS})
+    except (AttributeError, TypeError, ValueError) as error:
+        raise ValueError(f"{path} is not a run config ({error})") from error
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from cycletrans.data import ReIDDataset, build_transforms
 from cycletrans.data.records import ImageRecord
+from cycletrans.files import atomic_write
 from cycletrans.modality import MODALITIES
 
 NPZ_KEYS = ("features", "ids", "cams", "frames", "paths", "modalities")
@@ -63,10 +64,11 @@ class FeatureSet:
         return FeatureSet(**{k: getattr(self, k)[mask] for k in NPZ_KEYS})
 
     def save(self, path: str | Path) -> Path:
-        """Write the arrays to an ``.npz`` file (keys :data:`NPZ_KEYS`); returns the path."""
+        """Write the arrays (keys :data:`NPZ_KEYS`) as an ``.npz`` archive at exactly ``path``,
+        whatever its suffix (numpy alone would append ``.npz``); returns the path."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, **{k: getattr(self, k) for k in NPZ_KEYS})
+        with atomic_write(path) as f:
+            np.savez(f, **{k: getattr(self, k) for k in NPZ_KEYS})
         return path
 
     @classmethod
