@@ -26,6 +26,7 @@ from cycletrans.evaluation.regdb import DIRECTIONS, average_regdb_trials, evalua
 from cycletrans.evaluation.sysu import (
     OFFICIAL_RAND_PERM_CAM,
     SYSU_SETTINGS,
+    UnofficialPicksWarning,
     evaluate_sysu,
     evaluate_sysu_settings,
     load_rand_perm_cam,
@@ -38,6 +39,7 @@ __all__ = [
     "OFFICIAL_RAND_PERM_CAM",
     "SUMMARY_KEYS",
     "SYSU_SETTINGS",
+    "UnofficialPicksWarning",
     "average_regdb_trials",
     "camera_location",
     "evaluate_regdb",
