@@ -83,7 +83,7 @@ def evaluate_row(config: TrainConfig, checkpoint: Path, trials: int) -> dict[str
     from cycletrans.engine.data import split_records
     from cycletrans.engine.distributed import resolve_device
     from cycletrans.engine.inference import extract_features
-    from cycletrans.engine.protocols import evaluate_protocols, setting_key
+    from cycletrans.evaluation.protocols import evaluate_protocols, setting_key
 
     cache = Path(config.output) / EVAL_FILE
     stamp = {"checkpoint": str(checkpoint), "mtime_ns": checkpoint.stat().st_mtime_ns,

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from cycletrans.cli.common import add_feature_arguments, extract_split
-from cycletrans.engine.protocols import setting_key
 from cycletrans.evaluation import DIRECTIONS, SYSU_SETTINGS
+from cycletrans.evaluation.protocols import setting_key
 
 SYSU_BY_KEY = {setting_key(mode, shots): (mode, shots) for mode, shots in SYSU_SETTINGS}
 SYSU_KEYS = tuple(SYSU_BY_KEY)
@@ -67,7 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     """The JSON document of an evaluation (see the module docstring)."""
-    from cycletrans.engine.protocols import evaluate_protocols, modality_retrieval
+    from cycletrans.evaluation.protocols import evaluate_protocols, modality_retrieval
 
     if args.trials < 1:
         raise ValueError(f"--trials must be at least 1, got {args.trials}")

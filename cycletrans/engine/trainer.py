@@ -54,7 +54,6 @@ from cycletrans.engine.config import (
 )
 from cycletrans.engine.data import SeededBatches, SeededDataset, demo_data_root, load_splits
 from cycletrans.engine.inference import extract_features
-from cycletrans.engine.protocols import cross_modality_retrieval
 from cycletrans.engine.state import (
     RESUME_FILE,
     load_resume_state,
@@ -62,6 +61,7 @@ from cycletrans.engine.state import (
     save_resume_state,
     set_rng_state,
 )
+from cycletrans.evaluation.protocols import cross_modality_retrieval
 from cycletrans.models import build_model
 from cycletrans.models.reid_model import ReIDModel
 from cycletrans.preprocessing import Preprocessing
