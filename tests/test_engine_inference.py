@@ -8,7 +8,7 @@ import torch
 from engine_helpers import write_sysu_tree
 from torch import nn
 
-from cycletrans.engine.data import split_records
+from cycletrans.data import split_records
 from cycletrans.engine.inference import FeatureSet, extract_features
 from cycletrans.preprocessing import Preprocessing
 

@@ -79,8 +79,8 @@ def train_row(config: TrainConfig) -> Path:
 def evaluate_row(config: TrainConfig, checkpoint: Path, trials: int) -> dict[str, Any]:
     """The row's test metrics in the table setting, cached in ``<run>/ablation_eval.json``."""
     from cycletrans import load_model
+    from cycletrans.data import split_records
     from cycletrans.engine.config import RUN_KEYS
-    from cycletrans.engine.data import split_records
     from cycletrans.engine.distributed import resolve_device
     from cycletrans.engine.inference import extract_features
     from cycletrans.evaluation.protocols import evaluate_protocols, setting_key

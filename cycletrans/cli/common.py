@@ -34,7 +34,8 @@ def extract_split(args: argparse.Namespace, split: str) -> dict[str, Any]:
     Returns ``{"model", "features" (FeatureSet), "dataset", "root"}``.
     """
     from cycletrans import load_model
-    from cycletrans.engine.data import demo_data_root, detect_dataset, split_records
+    from cycletrans.data import detect_dataset, split_records
+    from cycletrans.engine.data import demo_data_root
     from cycletrans.engine.distributed import resolve_device
     from cycletrans.engine.inference import extract_features
 
