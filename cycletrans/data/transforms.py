@@ -1,7 +1,7 @@
 """Train and test image transforms (torchvision), sized and normalised by a ``Preprocessing``.
 
 Training (the paper, Sec. V-A): resize to (H, W), random horizontal flip, [the authors' code's
-variant: pad 10 pixels with zeros and crop back to (H, W) at a random place], to tensor,
+variant: pad 10 pixels of grey 127 and crop back to (H, W) at a random place], to tensor,
 normalise, random erasing (Zhong et al.: erased area 2-40 % of the image, aspect ratio 0.3-3.3,
 each image erased with probability ``random_erasing``). The erased rectangle is filled with 0
 after normalisation, i.e. with the preprocessing's mean colour (ImageNet's mean by default).
@@ -22,6 +22,7 @@ from torchvision import transforms
 from cycletrans.preprocessing import Preprocessing
 
 PAD = 10
+PAD_FILL = 127  # the authors' code: T.Pad(10, fill=127) on the uint8 image
 ERASE_SCALE = (0.02, 0.4)
 ERASE_RATIO = (0.3, 3.3)
 
@@ -40,7 +41,8 @@ def build_transforms(
         train: add the training augmentations (the other arguments apply only then).
         random_erasing: probability of erasing a random rectangle (0 disables it).
         flip: random horizontal flip with probability 0.5.
-        pad_crop: pad by 10 pixels and random-crop back to (H, W) (the authors' code).
+        pad_crop: pad by 10 pixels of grey 127 and random-crop back to (H, W) (the authors'
+            code: ``T.Pad(10, fill=127)``, ``T.RandomCrop``).
     """
     if not 0.0 <= random_erasing <= 1.0:
         raise ValueError(f"random_erasing is a probability in [0, 1], got {random_erasing}")
@@ -49,7 +51,7 @@ def build_transforms(
     if train and flip:
         steps.append(transforms.RandomHorizontalFlip(p=0.5))
     if train and pad_crop:
-        steps += [transforms.Pad(PAD), transforms.RandomCrop(size)]
+        steps += [transforms.Pad(PAD, fill=PAD_FILL), transforms.RandomCrop(size)]
     steps += [
         transforms.ToTensor(),
         transforms.Normalize(mean=preprocessing.mean, std=preprocessing.std),
