@@ -23,9 +23,7 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +31,13 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis.paper_tables import load_paper_table
+from cycletrans.evaluation.tables import TABLE_FORMAT as FORMAT
+from cycletrans.evaluation.tables import TABLE_METRICS as METRIC_KEYS
+from cycletrans.evaluation.tables import TABLE_VERSION as VERSION
+from cycletrans.evaluation.tables import table_row, write_table
+from cycletrans.models.variants import ABLATION_TABLES as ABLATION_VARIANTS
 
-METRICS = ("Rank-1", "Rank-10", "Rank-20", "mAP")
-# keys of rank_metrics / evaluate_sysu results (fractions) for each table metric (percent)
-METRIC_KEYS = {"Rank-1": "r1", "Rank-10": "r10", "Rank-20": "r20", "mAP": "mAP"}
-ABLATION_VARIANTS = {
-    2: ("baseline", "kcm", "kcm_me", "kcm_me_mmd", "dmm", "dmm_rec", "full"),
-    3: ("baseline", "dmm_ap", "dmm_residual_ap", "transformer", "full"),
-}
-FORMAT = "cycletrans-reproduced-table"
-VERSION = 1
+METRICS = tuple(METRIC_KEYS)
 
 
 def _check_table_number(table: int) -> None:
@@ -112,17 +107,7 @@ def reproduced_table(results: Mapping[str, Mapping[str, float]], table: int) -> 
     Returns:
         DataFrame ``Method, Rank-1, Rank-10, Rank-20, mAP, variant`` in percent, paper row order.
     """
-    rows = []
-    for variant, metrics in results.items():
-        row: dict[str, Any] = {"variant": variant}
-        for metric, key in METRIC_KEYS.items():
-            if key not in metrics:
-                raise ValueError(f"results of {variant!r} lack {key!r}: got keys {list(metrics)}")
-            value = float(metrics[key])
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{variant!r} {key} must be a fraction in [0, 1], got {value}")
-            row[metric] = 100.0 * value
-        rows.append(row)
+    rows = [table_row(variant, metrics) for variant, metrics in results.items()]
     return _validated(pd.DataFrame(rows, columns=["variant", *METRICS]), table)
 
 
@@ -153,17 +138,9 @@ def save_reproduced_table(
         The CSV and JSON paths.
     """
     checked = _validated(df, table)
-    csv_path, json_path = Path(f"{path_stem}.csv"), Path(f"{path_stem}.json")
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    checked.to_csv(csv_path, index=False)
-    info = {"command": command, "preset": preset, "seed": seed,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **metadata}
-    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-            for r in checked.to_dict(orient="records")]
-    document = {"format": FORMAT, "version": VERSION, "paper_table": table, "metadata": info,
-                "columns": list(checked.columns), "rows": rows}
-    json_path.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
-    return csv_path, json_path
+    return write_table(checked.to_dict(orient="records"), list(checked.columns), path_stem,
+                       table=table, metadata={"command": command, "preset": preset, "seed": seed,
+                                              **metadata})
 
 
 def load_reproduced_table(path: str | Path) -> pd.DataFrame:

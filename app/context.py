@@ -295,7 +295,8 @@ def split_key(protocol: str, root: Path, trial: int, records: list[ImageRecord])
 def load_split(data_root: str | Path | None = None, dataset: str | None = None, trial: int = 1,
                progress: bool = True) -> DatasetSplit:
     """The test split of ``data_root`` (default: the generated demo set, made on first use)."""
-    from cycletrans.engine.data import demo_data_root, detect_dataset, split_records
+    from cycletrans.data import detect_dataset, split_records
+    from cycletrans.engine.data import demo_data_root
 
     if data_root is None:
         if dataset not in (None, "sysu"):

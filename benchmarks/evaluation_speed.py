@@ -1,9 +1,10 @@
 """Time the full SYSU-MM01 evaluation, vectorised vs a plain per-query loop, and compare results.
 
 The image list is the real one (45,863 images: per-(camera, person) counts from the shipped
-``assets/sysu-mm01/rand_perm_cam.mat``), with random features; the test split is the official
-96 ids (``assets/sysu-mm01/test_id.txt``, a copy of the dataset's ``exp/test_id.txt``). Both
-implementations evaluate the 4 settings x 10 trials with the official gallery picks:
+``cycletrans/evaluation/sysu_mm01/rand_perm_cam.mat``), with random features; the test split is
+the official 96 ids (``cycletrans/evaluation/sysu_mm01/test_id.txt``, a copy of the dataset's
+``exp/test_id.txt``). Both implementations evaluate the 4 settings x 10 trials with the official
+gallery picks:
 
 - vectorised: :func:`cycletrans.evaluation.evaluate_sysu_settings` (one distance matrix for
   all settings, column slices per trial, ranking vectorised over chunks of queries);
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +44,7 @@ from cycletrans.evaluation import (
     sysu_image_table,
 )
 
-TEST_IDS = Path(__file__).resolve().parents[1] / "assets" / "sysu-mm01" / "test_id.txt"
+TEST_IDS = files("cycletrans.evaluation") / "sysu_mm01" / "test_id.txt"
 
 
 def loop_rank_metrics(distmat, q_ids, g_ids, q_cams, g_cams, protocol: str) -> dict:

@@ -17,8 +17,9 @@ from cycletrans.data import (
     ReIDDataset,
     build_transforms,
     check_images,
-    load_dataset,
+    detect_dataset,
     read_image,
+    split_records,
 )
 from cycletrans.data.regdb import seeded_split
 from cycletrans.data.sysu import read_id_file
@@ -435,21 +436,29 @@ def test_seeded_split_needs_two_ids():
         seeded_split([1], trial=1)
 
 
-# ---------------------------------------------------------------- load_dataset
+# ---------------------------------------------------------------- detect_dataset, split_records
 
 
-def test_load_dataset_picks_the_reader_by_name(sysu_root, regdb_root):
-    sysu = load_dataset("SYSU", sysu_root, validation=True)
-    assert isinstance(sysu, SYSUMM01)
-    assert sysu.val_ids == [4]
-    regdb = load_dataset("regdb", regdb_root, trial=2)
-    assert isinstance(regdb, RegDB)
-    assert regdb.trial == 2
+def test_detect_dataset_tells_the_layout_and_explains_what_it_expected(sysu_root, regdb_root,
+                                                                       tmp_path):
+    assert detect_dataset(sysu_root) == "sysu"
+    assert detect_dataset(regdb_root) == "regdb"
+    with pytest.raises(ValueError, match="cannot tell the dataset"):
+        detect_dataset(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        detect_dataset(tmp_path / "missing")
 
 
-def test_load_dataset_unknown_name_raises(tmp_path):
+def test_split_records_reads_one_split_with_the_datasets_reader(sysu_root, regdb_root):
+    assert split_records(sysu_root, "sysu", "test") == SYSUMM01(sysu_root).test
+    assert split_records(sysu_root, "sysu", "val") == SYSUMM01(sysu_root, validation=True).val
+    assert split_records(regdb_root, "regdb", "train", trial=2) == RegDB(regdb_root, 2).train
+    with pytest.raises(ValueError, match="RegDB has no val split"):
+        split_records(regdb_root, "regdb", "val")
     with pytest.raises(ValueError, match="unknown dataset 'market'"):
-        load_dataset("market", tmp_path)
+        split_records(sysu_root, "market", "test")
+    with pytest.raises(ValueError, match="unknown split"):
+        split_records(sysu_root, "sysu", "query")
 
 
 # ---------------------------------------------------------------- ReIDDataset

@@ -1,4 +1,4 @@
-"""The engine's data side: splits, the demo cache, seeded augmentation, dataset detection."""
+"""The engine's data side: a run's splits, the demo cache, seeded augmentation."""
 
 from __future__ import annotations
 
@@ -11,17 +11,15 @@ from engine_helpers import TEST_IDS, TRAIN_IDS, VAL_IDS, write_sysu_tree
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from cycletrans.data import CrossModalitySampler, ReIDDataset, build_transforms
+from cycletrans.data import CrossModalitySampler, ReIDDataset, build_transforms, split_records
 from cycletrans.engine import data as engine_data
 from cycletrans.engine.config import resolve_config
 from cycletrans.engine.data import (
     SeededBatches,
     SeededDataset,
     demo_data_root,
-    detect_dataset,
     item_seeds,
     load_splits,
-    split_records,
 )
 from cycletrans.preprocessing import Preprocessing
 
@@ -118,17 +116,6 @@ def test_regdb_validation_holds_out_a_seeded_fraction_of_the_training_ids(tmp_pa
     assert not train_ids & val_ids
     assert len(train_ids) == 15
     assert {r.pid for r in load_splits(config, root).val} == val_ids  # seeded
-    assert detect_dataset(root) == "regdb"
-    with pytest.raises(ValueError, match="RegDB has no val split"):
-        split_records(root, "regdb", "val")
-
-
-def test_detect_dataset_explains_what_it_expected(tree, tmp_path):
-    assert detect_dataset(tree) == "sysu"
-    with pytest.raises(ValueError, match="cannot tell the dataset"):
-        detect_dataset(tmp_path)
-    with pytest.raises(FileNotFoundError, match="not a folder"):
-        detect_dataset(tmp_path / "missing")
 
 
 def test_demo_data_is_generated_once_into_a_temporary_folder_then_renamed(tmp_path,

@@ -1,16 +1,15 @@
-"""Feature extraction and the protocol runner of the evaluate command."""
+"""Feature extraction: record order, modality routing, eval mode, the .npz round trip."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from engine_helpers import TEST_IDS, write_sysu_tree
+from engine_helpers import write_sysu_tree
 from torch import nn
 
-from cycletrans.engine.data import split_records
+from cycletrans.data import split_records
 from cycletrans.engine.inference import FeatureSet, extract_features
-from cycletrans.engine.protocols import evaluate_protocols, modality_retrieval
 from cycletrans.preprocessing import Preprocessing
 
 
@@ -66,56 +65,3 @@ def test_feature_set_round_trips_through_npz_and_rejects_a_foreign_file(records,
 def test_extracting_nothing_is_an_error():
     with pytest.raises(ValueError, match="at least one image record"):
         extract_features(_RecordingModel(), [], progress=False)
-
-
-def _features(values, ids, cams, modalities) -> FeatureSet:
-    n = len(ids)
-    return FeatureSet(features=np.asarray(values, dtype=np.float32).reshape(n, -1),
-                      ids=np.asarray(ids), cams=np.asarray(cams),
-                      frames=np.ones(n, dtype=np.int64), modalities=np.asarray(modalities),
-                      paths=np.array([f"{i}.jpg" for i in range(n)]))
-
-
-def test_sysu_within_modality_retrieval_ignores_the_queries_own_camera():
-    # Query person 1 in camera 1; its twin image in camera 1 is identical but must not count.
-    feats = _features([0.0, 0.0, 1.0, 3.0], ids=[1, 1, 2, 1], cams=[1, 1, 2, 4],
-                      modalities=[0, 0, 0, 0])
-    m = modality_retrieval(feats, "visible", "visible", "sysu")
-    assert (m["num_queries"], m["num_valid"], m["gallery_size"]) == (4, 3, 4)
-    assert (m["r1"], m["r5"]) == (0.0, 1.0)  # person 2 (camera 2) always ranks first
-    regdb_style = modality_retrieval(feats, "visible", "visible", "regdb")
-    assert regdb_style["num_valid"] == 3
-    assert regdb_style["r1"] == pytest.approx(2 / 3)
-
-
-def test_regdb_within_modality_retrieval_leaves_the_query_itself_out():
-    feats = _features([0.0, 1.0, 3.0], ids=[1, 2, 1], cams=[1, 1, 1], modalities=[1, 1, 1])
-    m = modality_retrieval(feats, "infrared", "infrared", "regdb")
-    assert (m["num_queries"], m["num_valid"], m["gallery_size"]) == (3, 2, 2)
-    assert (m["r1"], m["r5"], m["mAP"]) == (0.0, 1.0, 0.5)
-
-
-def test_cross_modality_retrieval_needs_both_modalities():
-    feats = _features([0.0, 1.0], ids=[1, 1], cams=[1, 2], modalities=[0, 0])
-    with pytest.raises(ValueError, match="need infrared queries"):
-        modality_retrieval(feats, "infrared", "visible", "sysu")
-
-
-def test_evaluate_protocols_runs_every_sysu_setting(records):
-    rng = np.random.default_rng(0)
-    feats = extract_features(_RecordingModel(), records, progress=False)
-    feats.features = rng.normal(size=(len(records), 4)).astype(np.float32)
-    results = evaluate_protocols(feats, "sysu", trials=3, rand_perm_cam=None)
-    assert list(results) == ["all_single", "all_multi", "indoor_single", "indoor_multi"]
-    single = results["all_single"]
-    assert single["gallery_size"] == 4 * len(TEST_IDS)
-    assert single["trials"] == 3
-    assert single["gallery_source"].startswith("random")
-    assert all(0.0 <= single[k] <= 1.0 for k in ("r1", "r10", "r20", "mAP", "mINP"))
-    only = evaluate_protocols(feats, "sysu", trials=1, rand_perm_cam=None, settings=[("all", 1)])
-    assert list(only) == ["all_single"]
-    regdb = evaluate_protocols(feats, "regdb")
-    assert set(regdb) == {"visible_to_infrared", "infrared_to_visible"}
-    with pytest.raises(ValueError, match="unknown dataset"):
-        evaluate_protocols(feats, "market")
-

@@ -1,12 +1,16 @@
 """SYSU-MM01 protocol: official gallery picks (real split files), random picks, the evaluation.
 
 Tests marked by the ``real_split`` fixture use the official split files under /work/shared and
-skip when they are absent; the rest use the shipped asset copy of ``rand_perm_cam.mat`` or tiny
-hand-made image lists and .mat files written to tmp_path.
+skip when they are absent; the rest use the copy of ``rand_perm_cam.mat`` shipped as package data
+or tiny hand-made image lists and .mat files written to tmp_path.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
+import warnings
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +22,20 @@ from cycletrans.evaluation import (
     OFFICIAL_RAND_PERM_CAM,
     SUMMARY_KEYS,
     SYSU_SETTINGS,
+    UnofficialPicksWarning,
     evaluate_sysu,
     evaluate_sysu_settings,
     load_rand_perm_cam,
     pairwise_distance,
+    sysu,
     sysu_gallery_indices,
     sysu_image_table,
 )
 
 SHARED = Path("/work/shared/data/sysu-mm01")
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_FILE = "sysu_mm01/rand_perm_cam.mat"
+OFFICIAL_SHA256 = "90402382dd587e05b615dcee35637fee9ad61e56e26ac86988a00a43997ac0a7"
 OFFICIAL_SIZES = {("all", 1): 301, ("all", 10): 3010, ("indoor", 1): 112, ("indoor", 10): 1120}
 
 
@@ -135,14 +144,26 @@ def test_a_missing_frame_is_detected_instead_of_mis_evaluated(real_split):
     with pytest.raises(ValueError, match="camera 1, person 6: file has 42 images, found 41"):
         sysu_gallery_indices(ids[keep], cams[keep], frames[keep], "all", 1, 10, "official")
     features = np.zeros((keep.size, 2), dtype=np.float32)
-    result = evaluate_sysu(features, ids[keep], cams[keep], frames[keep], "all", 1, trials=1)
+    with pytest.warns(UnofficialPicksWarning, match="camera 1, person 6: file has 42 images"):
+        result = evaluate_sysu(features, ids[keep], cams[keep], frames[keep], "all", 1, trials=1)
     assert result["gallery_source"] == "random(seed=0)"  # "auto" does not use a misfit file
+    assert "on real SYSU-MM01 this means an incomplete test split" in result["gallery_note"]
 
 
 def test_shipped_asset_is_the_official_file():
     if not (SHARED / "rand_perm_cam.mat").is_file():
         pytest.skip("official SYSU-MM01 split files not available under /work/shared")
     assert OFFICIAL_RAND_PERM_CAM.read_bytes() == (SHARED / "rand_perm_cam.mat").read_bytes()
+
+
+def test_the_official_file_is_package_data_found_through_importlib_resources():
+    assert files("cycletrans.evaluation") / PACKAGE_FILE == OFFICIAL_RAND_PERM_CAM
+    assert hashlib.sha256(OFFICIAL_RAND_PERM_CAM.read_bytes()).hexdigest() == OFFICIAL_SHA256
+    # pip install . copies what the package-data globs match
+    tomllib = pytest.importorskip("tomllib")
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        globs = tomllib.load(f)["tool"]["setuptools"]["package-data"]["cycletrans"]
+    assert any(fnmatch.fnmatch(f"evaluation/{PACKAGE_FILE}", glob) for glob in globs)
 
 
 def test_asset_image_table_has_the_45863_images_of_sysu_mm01():
@@ -181,12 +202,39 @@ def test_random_picks_are_seeded_and_vary_across_trials_and_seeds():
 
 def test_auto_falls_back_to_random_picks_when_counts_differ_from_the_official_file():
     ids, cams, frames = tiny_split(TINY)
-    np.testing.assert_array_equal(
-        sysu_gallery_indices(ids, cams, frames, "all", 1, 2, "auto", seed=0),
-        sysu_gallery_indices(ids, cams, frames, "all", 1, 2, None, seed=0),
-    )
+    with pytest.warns(UnofficialPicksWarning, match="do not fit the official rand_perm_cam"):
+        auto = sysu_gallery_indices(ids, cams, frames, "all", 1, 2, "auto", seed=0)
+    np.testing.assert_array_equal(auto, sysu_gallery_indices(ids, cams, frames, "all", 1, 2, None))
     with pytest.raises(ValueError, match="do not fit the rand_perm_cam file"):
         sysu_gallery_indices(ids, cams, frames, "all", 1, 2, "official")
+
+
+def test_auto_falling_back_warns_once_and_the_result_says_why():
+    ids, cams, frames = tiny_split(TINY)
+    with pytest.warns(UnofficialPicksWarning) as caught:
+        results = evaluate_sysu_settings(one_hot(ids), ids, cams, frames, trials=1)
+    assert len(caught) == 1  # one warning for the four settings
+    for result in results.values():
+        assert result["gallery_source"] == "random(seed=0)"
+        assert result["gallery_note"].startswith("the images do not fit the official")
+
+
+def test_random_picks_asked_for_say_so_without_a_warning():
+    ids, cams, frames = tiny_split(TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = evaluate_sysu(one_hot(ids), ids, cams, frames, trials=1, rand_perm_cam=None)
+    assert result["gallery_source"] == "random(seed=0)"
+    assert result["gallery_note"] == "seeded random picks, as asked (rand_perm_cam=None)"
+
+
+def test_auto_without_the_official_file_warns_instead_of_silently_picking_at_random(
+        monkeypatch, tmp_path):
+    ids, cams, frames = sysu_image_table([6, 10])  # would fit the official file
+    monkeypatch.setattr(sysu, "OFFICIAL_RAND_PERM_CAM", tmp_path / "absent.mat")
+    with pytest.warns(UnofficialPicksWarning, match="missing from this installation"):
+        result = evaluate_sysu(one_hot(ids), ids, cams, frames, trials=1)
+    assert result["gallery_source"] == "random(seed=0)"
 
 
 # ---------------------------------------------------------------- a custom .mat file
@@ -200,6 +248,9 @@ def test_a_rand_perm_cam_file_given_by_path_decides_the_picks(tmp_path):
         want = {(cam, pid, int(f)) for (cam, pid), rows in perms.items() if cam in (1, 2, 4, 5)
                 for f in rows[trial, :2]}
         assert picked_triples(ids, cams, frames, gallery[trial]) == want
+    result = evaluate_sysu(one_hot(ids), ids, cams, frames, trials=2,
+                           rand_perm_cam=tmp_path / "perm.mat")
+    assert result["gallery_source"] == f"file {tmp_path / 'perm.mat'}"  # not called "official"
 
 
 def test_more_trials_than_the_file_holds_is_an_error(tmp_path):
@@ -232,7 +283,8 @@ def one_hot(ids: np.ndarray) -> np.ndarray:
 
 def test_identity_features_score_perfectly_and_the_result_is_complete():
     ids, cams, frames = tiny_split(TINY)
-    result = evaluate_sysu(one_hot(ids), ids, cams, frames, "all", 10, trials=4, seed=1)
+    result = evaluate_sysu(one_hot(ids), ids, cams, frames, "all", 10, trials=4, seed=1,
+                           rand_perm_cam=None)
     assert {k: result[k] for k in SUMMARY_KEYS} == dict.fromkeys(SUMMARY_KEYS, 1.0)
     assert len(result["per_trial"]) == 4
     assert result["num_queries"] == int(np.isin(cams, (3, 6)).sum())
@@ -244,7 +296,8 @@ def test_identity_features_score_perfectly_and_the_result_is_complete():
 
 def test_indoor_camera_3_queries_of_a_person_seen_only_by_camera_2_are_not_counted():
     ids, cams, frames = tiny_split(TINY)  # person 3: indoor gallery = camera 2 only
-    result = evaluate_sysu(one_hot(ids), ids, cams, frames, "indoor", 1, trials=2)
+    result = evaluate_sysu(one_hot(ids), ids, cams, frames, "indoor", 1, trials=2,
+                           rand_perm_cam=None)
     skipped = TINY[(3, 3)]  # person 3's camera-3 queries
     assert result["num_queries"] - result["per_trial"][0]["num_valid"] == skipped
     assert result["mAP"] == 1.0
@@ -253,7 +306,8 @@ def test_indoor_camera_3_queries_of_a_person_seen_only_by_camera_2_are_not_count
 def test_evaluation_equals_the_per_query_loop_on_each_trials_gallery():
     ids, cams, frames = tiny_split(TINY, seed=3)
     features = np.random.default_rng(0).integers(-3, 4, size=(ids.size, 5)).astype(np.float32)
-    result = evaluate_sysu(features, ids, cams, frames, "all", 10, trials=5, seed=2)
+    result = evaluate_sysu(features, ids, cams, frames, "all", 10, trials=5, seed=2,
+                           rand_perm_cam=None)
     gallery = sysu_gallery_indices(ids, cams, frames, "all", 10, 5, None, seed=2)
     query = np.flatnonzero(np.isin(cams, (3, 6)))
     for trial, row in zip(result["per_trial"], gallery, strict=True):
@@ -269,9 +323,10 @@ def test_several_settings_on_one_distance_matrix_equal_separate_evaluations():
     ids, cams, frames = tiny_split(TINY)
     features = np.random.default_rng(4).normal(size=(ids.size, 6))
     together = evaluate_sysu_settings(features, ids, cams, frames, SYSU_SETTINGS, trials=3,
-                                      metric="cosine")
+                                      rand_perm_cam=None, metric="cosine")
     for mode, shots in SYSU_SETTINGS:
-        alone = evaluate_sysu(features, ids, cams, frames, mode, shots, trials=3, metric="cosine")
+        alone = evaluate_sysu(features, ids, cams, frames, mode, shots, trials=3,
+                              rand_perm_cam=None, metric="cosine")
         for key in SUMMARY_KEYS:
             assert together[(mode, shots)][key] == pytest.approx(alone[key], abs=1e-6)
 
@@ -288,7 +343,7 @@ def test_several_settings_on_one_distance_matrix_equal_separate_evaluations():
 )
 def test_bad_settings_raise_value_error(change, message):
     ids, cams, frames = tiny_split(TINY)
-    args = {"mode": "all", "shots": 1, "trials": 1, **change}
+    args = {"mode": "all", "shots": 1, "trials": 1, "rand_perm_cam": None, **change}
     with pytest.raises(ValueError, match=message):
         evaluate_sysu(one_hot(ids), ids, cams, frames, **args)
 

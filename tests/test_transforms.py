@@ -75,14 +75,33 @@ def test_random_erasing_zero_erases_nothing():
     assert not any((train(white) == 0).any() for _ in range(20))
 
 
-def test_pad_crop_keeps_the_size_and_shifts_content():
+def padded_crops(pixels: np.ndarray, pad: int, fill: int) -> dict[tuple[int, int], np.ndarray]:
+    """Every (top, left) crop of ``pixels`` [H, W, 3] padded by ``pad`` with ``fill``."""
+    h, w, _ = pixels.shape
+    padded = np.full((h + 2 * pad, w + 2 * pad, 3), fill, dtype=np.uint8)
+    padded[pad : pad + h, pad : pad + w] = pixels
+    return {(top, left): padded[top : top + h, left : left + w]
+            for top in range(2 * pad + 1) for left in range(2 * pad + 1)}
+
+
+def test_pad_crop_is_the_authors_pad_10_with_grey_127_then_a_random_crop():
+    # an image already of the preprocessing size (the resize leaves it as it is), wider than
+    # the padding so that every crop shows some of it
+    pre = Preprocessing(height=24, width=24)
+    pixels = np.random.default_rng(0).integers(0, 100, size=(24, 24, 3), dtype=np.uint8)
+    test = build_transforms(pre, train=False)  # to tensor + normalise, as the train transform
+    crops = {place: test(Image.fromarray(crop))
+             for place, crop in padded_crops(pixels, pad=10, fill=127).items()}
     torch.manual_seed(0)
-    image = left_right_image()
-    train = build_transforms(PRE, train=True, random_erasing=0.0, flip=False, pad_crop=True)
-    plain = build_transforms(PRE, train=False)(image)
-    outs = [train(image) for _ in range(20)]
-    assert all(out.shape == (3, 16, 8) for out in outs)
-    assert any(not torch.equal(out, plain) for out in outs)
+    train = build_transforms(pre, train=True, random_erasing=0.0, flip=False, pad_crop=True)
+    places = []
+    for _ in range(30):
+        out = train(Image.fromarray(pixels))
+        matches = [place for place, crop in crops.items() if torch.equal(out, crop)]
+        assert len(matches) == 1  # exactly one crop of the grey-padded image
+        places.append(matches[0])
+    assert len(set(places)) > 10  # the crop's place is random
+    assert any(place != (10, 10) for place in places)  # some crops show the grey border
 
 
 @pytest.mark.parametrize("p", [-0.1, 1.5])

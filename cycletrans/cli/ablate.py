@@ -6,8 +6,9 @@ Table III: baseline, dmm_ap, dmm_residual_ap, transformer, full). A row whose fo
 holds a finished run of the same config is reused, a killed one is resumed, so ``--table 2
 --table 3`` trains baseline and full once and a killed ablation continues where it stopped. Each
 row's checkpoint (best on validation if there is one, else last) is evaluated on the test split
-in the paper's setting (SYSU-MM01 all-search single-shot; RegDB visible -> infrared) and the
-table is written as ``<output>/table<N>.csv`` and ``.json`` (``analysis.ablation_tables``).
+in the paper's setting (SYSU-MM01 all-search single-shot; RegDB visible -> infrared, trial
+``--trial``) and the table is written as ``<output>/table<N>.csv`` and ``.json``
+(``cycletrans.evaluation.tables``; the app and ``analysis.ablation_tables`` read them).
 
 Example::
 
@@ -81,11 +82,11 @@ def train_row(config: TrainConfig) -> Path:
 def evaluate_row(config: TrainConfig, checkpoint: Path, trials: int) -> dict[str, Any]:
     """The row's test metrics in the table setting, cached in ``<run>/ablation_eval.json``."""
     from cycletrans import load_model
+    from cycletrans.data import split_records
     from cycletrans.engine.config import RUN_KEYS
-    from cycletrans.engine.data import split_records
     from cycletrans.engine.distributed import resolve_device
     from cycletrans.engine.inference import extract_features
-    from cycletrans.engine.protocols import evaluate_protocols, setting_key
+    from cycletrans.evaluation.protocols import evaluate_protocols, setting_key
 
     cache = Path(config.output) / EVAL_FILE
     stamp = {"checkpoint": str(checkpoint), "mtime_ns": checkpoint.stat().st_mtime_ns,
@@ -112,12 +113,10 @@ def evaluate_row(config: TrainConfig, checkpoint: Path, trials: int) -> dict[str
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis.ablation_tables import (
-        ABLATION_VARIANTS,
-        reproduced_table,
-        save_reproduced_table,
-    )
+    from cycletrans.cli.evaluate import format_table
     from cycletrans.engine.config import resolve_config
+    from cycletrans.evaluation.tables import TABLE_METRICS, table_row, write_table
+    from cycletrans.models.variants import ABLATION_TABLES
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ValueError("ablate runs in one process; launch it without torchrun (or train "
@@ -125,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if args.trials < 1:
         raise ValueError(f"--trials must be at least 1, got {args.trials}")
     tables = sorted(set(args.table))
-    variants = list(dict.fromkeys(v for t in tables for v in ABLATION_VARIANTS[t]))
+    variants = list(dict.fromkeys(v for t in tables for v in ABLATION_TABLES[t]))
     output = Path(args.output or f"runs/ablation/{args.preset}")
     overrides = overrides_from_args(args)
     metrics, checkpoints = {}, {}
@@ -140,14 +139,16 @@ def run(args: argparse.Namespace) -> int:
                           *[x for t in tables for x in ("--table", str(t))],
                           "--output", str(output)]) + _override_flags(overrides)
     for table in tables:
-        df = reproduced_table({v: metrics[v] for v in ABLATION_VARIANTS[table]}, table)
-        csv_path, json_path = save_reproduced_table(
-            df, output / f"table{table}", table=table, command=command, preset=args.preset,
-            seed=config.seed, setting=str(TABLE_SETTING[config.dataset]),
-            checkpoints={v: checkpoints[v] for v in ABLATION_VARIANTS[table]},
-            epochs=config.epochs, trials=args.trials)
+        rows = ABLATION_TABLES[table]
+        csv_path, json_path = write_table(
+            [table_row(v, metrics[v]) for v in rows], ["variant", *TABLE_METRICS],
+            output / f"table{table}", table=table, metadata={
+                "command": command, "preset": args.preset, "seed": config.seed,
+                "setting": str(TABLE_SETTING[config.dataset]),
+                "checkpoints": {v: checkpoints[v] for v in rows}, "epochs": config.epochs,
+                "trials": args.trials, "gallery_source": metrics[rows[0]].get("gallery_source")})
         print(f"\nTable {table} (reproduced, percent) -> {csv_path}, {json_path}")
-        print(df.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+        print(format_table({v: metrics[v] for v in rows}, label="variant"))
     return 0
 
 

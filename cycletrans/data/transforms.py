@@ -1,7 +1,7 @@
 """Train and test image transforms (torchvision), sized and normalised by a ``Preprocessing``.
 
 Training (the paper, Sec. V-A): resize to (H, W), random horizontal flip, [the authors' code's
-variant: pad 10 pixels with zeros and crop back to (H, W) at a random place], [random
+variant: pad 10 pixels of grey 127 and crop back to (H, W) at a random place], [random
 grayscale with probability ``grayscale``: not in the paper, an option of the demo recipe that
 keeps a visible image's colour from being the only cue], to tensor,
 normalise, random erasing (Zhong et al.: erased area 2-40 % of the image, aspect ratio 0.3-3.3,
@@ -24,6 +24,7 @@ from torchvision import transforms
 from cycletrans.preprocessing import Preprocessing
 
 PAD = 10
+PAD_FILL = 127  # the authors' code: T.Pad(10, fill=127) on the uint8 image
 ERASE_SCALE = (0.02, 0.4)
 ERASE_RATIO = (0.3, 3.3)
 
@@ -43,7 +44,8 @@ def build_transforms(
         train: add the training augmentations (the other arguments apply only then).
         random_erasing: probability of erasing a random rectangle (0 disables it).
         flip: random horizontal flip with probability 0.5.
-        pad_crop: pad by 10 pixels and random-crop back to (H, W) (the authors' code).
+        pad_crop: pad by 10 pixels of grey 127 and random-crop back to (H, W) (the authors'
+            code: ``T.Pad(10, fill=127)``, ``T.RandomCrop``).
         grayscale: probability of turning the image grey (3 equal channels); infrared images
             are grey already.
     """
@@ -55,7 +57,7 @@ def build_transforms(
     if train and flip:
         steps.append(transforms.RandomHorizontalFlip(p=0.5))
     if train and pad_crop:
-        steps += [transforms.Pad(PAD), transforms.RandomCrop(size)]
+        steps += [transforms.Pad(PAD, fill=PAD_FILL), transforms.RandomCrop(size)]
     if train and grayscale > 0:
         steps.append(transforms.RandomGrayscale(p=grayscale))
     steps += [

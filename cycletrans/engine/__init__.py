@@ -6,8 +6,7 @@
 - ``state``: the atomic, ``weights_only`` resume state.
 - ``distributed``: process-group helpers.
 - ``data``: the run's splits, the cached demo set, resume-proof per-item augmentation seeds.
-- ``inference``: :func:`extract_features` and :class:`FeatureSet` (``.npz``).
-- ``protocols``: :func:`evaluate_protocols` and :func:`modality_retrieval`.
+- ``inference``: :func:`extract_features` (returns a :class:`FeatureSet`).
 
 Example:
     >>> from cycletrans.engine import resolve_config, train
@@ -16,11 +15,6 @@ Example:
 
 from cycletrans.engine.config import PRESETS, TrainConfig, learning_rate, resolve_config
 from cycletrans.engine.inference import FeatureSet, extract_features
-from cycletrans.engine.protocols import (
-    cross_modality_retrieval,
-    evaluate_protocols,
-    modality_retrieval,
-)
 from cycletrans.engine.trainer import (
     NonFiniteLossError,
     StoppedBySignalError,
@@ -37,11 +31,8 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingError",
-    "cross_modality_retrieval",
-    "evaluate_protocols",
     "extract_features",
     "learning_rate",
-    "modality_retrieval",
     "resolve_config",
     "train",
 ]

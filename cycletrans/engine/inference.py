@@ -18,8 +18,6 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,56 +27,8 @@ from tqdm import tqdm
 
 from cycletrans.data import ReIDDataset, build_transforms
 from cycletrans.data.records import ImageRecord
-from cycletrans.files import atomic_write
+from cycletrans.evaluation.features import FeatureSet
 from cycletrans.modality import MODALITIES
-
-NPZ_KEYS = ("features", "ids", "cams", "frames", "paths", "modalities")
-
-
-@dataclass
-class FeatureSet:
-    """Features of N images with what the protocols need to know about each image.
-
-    Attributes:
-        features: ``[N, D]`` float32 retrieval features.
-        ids, cams, frames, modalities: ``[N]`` int64 person id, camera, 1-based frame in its
-            camera/id folder, modality (0 visible, 1 infrared).
-        paths: ``[N]`` image paths (str).
-    """
-
-    features: np.ndarray
-    ids: np.ndarray
-    cams: np.ndarray
-    frames: np.ndarray
-    modalities: np.ndarray
-    paths: np.ndarray
-
-    def __post_init__(self) -> None:
-        n = len(self.features)
-        if self.features.ndim != 2 or any(len(getattr(self, k)) != n for k in NPZ_KEYS):
-            raise ValueError("a FeatureSet needs [N, D] features and N entries in ids, cams, "
-                             "frames, modalities and paths")
-
-    def subset(self, mask: np.ndarray) -> FeatureSet:
-        """The images where ``mask`` ([N] bool) is True (or at the given indices)."""
-        return FeatureSet(**{k: getattr(self, k)[mask] for k in NPZ_KEYS})
-
-    def save(self, path: str | Path) -> Path:
-        """Write the arrays (keys :data:`NPZ_KEYS`) as an ``.npz`` archive at exactly ``path``,
-        whatever its suffix (numpy alone would append ``.npz``); returns the path."""
-        path = Path(path)
-        with atomic_write(path) as f:
-            np.savez(f, **{k: getattr(self, k) for k in NPZ_KEYS})
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> FeatureSet:
-        """Read an ``.npz`` written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in NPZ_KEYS if k not in data]
-            if missing:
-                raise ValueError(f"{path} lacks arrays {missing}; expected {list(NPZ_KEYS)}")
-            return cls(**{k: data[k] for k in NPZ_KEYS})
 
 
 @torch.no_grad()

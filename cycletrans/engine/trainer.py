@@ -68,7 +68,6 @@ from cycletrans.engine.config import (
 )
 from cycletrans.engine.data import SeededBatches, SeededDataset, demo_data_root, load_splits
 from cycletrans.engine.inference import extract_features
-from cycletrans.engine.protocols import cross_modality_retrieval
 from cycletrans.engine.state import (
     RESUME_FILE,
     Progress,
@@ -77,6 +76,7 @@ from cycletrans.engine.state import (
     save_resume_state,
     set_rng_state,
 )
+from cycletrans.evaluation.protocols import cross_modality_retrieval
 from cycletrans.files import remove_temp_files
 from cycletrans.models import ModelSpec, model_from_spec
 from cycletrans.models.reid_model import ReIDModel

@@ -116,6 +116,31 @@ def rank_metrics(
                           protocol)
 
 
+def leave_one_out_metrics(distmat: np.ndarray, ids: Sequence | np.ndarray) -> dict:
+    """:func:`rank_metrics` of N items ranked against each other, each without itself.
+
+    Nothing else is removed (``"regdb"`` protocol): the gallery of item i is the other N - 1.
+
+    Args:
+        distmat: ``[N, N]`` distances between the items (row i: item i as the query).
+        ids: ``[N]`` person ids.
+
+    Returns:
+        What :func:`rank_metrics` returns, over galleries of N - 1 items.
+
+    Example:
+        >>> d = np.array([[0.0, 0.2, 0.1], [0.2, 0.0, 0.3], [0.1, 0.3, 0.0]])
+        >>> leave_one_out_metrics(d, [1, 2, 1])["first_hit"].tolist()
+        [1, 0, 1]
+    """
+    shape = np.shape(distmat)
+    if len(shape) != 2 or shape[0] != shape[1] or shape[0] < 2:
+        raise ValueError(f"expected a square [N, N] distance matrix with N >= 2, got {shape}")
+    zeros = np.zeros(np.shape(ids), dtype=np.int64)
+    distmat, ids, _, cams, _ = _check_inputs(distmat, ids, ids, zeros, zeros, "regdb")
+    return ranked_metrics(distmat, ids, ids, cams, cams, "regdb", leave_out_self=True)
+
+
 def ranked_metrics(
     distmat: np.ndarray,
     q_ids: np.ndarray,
@@ -124,15 +149,18 @@ def ranked_metrics(
     g_cams: np.ndarray,
     protocol: str,
     columns: np.ndarray | None = None,
+    leave_out_self: bool = False,
 ) -> dict:
     """:func:`rank_metrics` without input checks, the gallery given as columns of ``distmat``.
 
     For callers that rank several galleries drawn from one distance matrix (SYSU-MM01 trials):
     ``columns`` (``[G]``, ascending) picks the gallery's columns, saving a copy; None = all.
-    Inputs must be valid NumPy arrays as :func:`rank_metrics` would make them.
+    ``leave_out_self``: query i is gallery item i, left out of its own list (the queries and
+    the gallery are the same N items). Inputs must be valid NumPy arrays as
+    :func:`rank_metrics` would make them.
     """
     columns = np.arange(distmat.shape[1]) if columns is None else columns
-    num_q, num_g = q_ids.size, g_ids.size
+    num_q, num_g = q_ids.size, g_ids.size - leave_out_self
     id_values, g_labels = np.unique(g_ids, return_inverse=True)
     g_labels = g_labels.reshape(-1)
     # q_labels: the query's gallery label, -1 when its id is not in the gallery
@@ -145,9 +173,12 @@ def ranked_metrics(
         step = max(1, _CHUNK_ELEMENTS // max(1, kept.size))
         for start in range(0, rows.size if kept.size else 0, step):
             chunk = rows[start : start + step]
-            dist = np.take(_rows(distmat, chunk), columns[kept], axis=1)
+            dist = np.take(_rows(distmat, chunk), columns[kept], axis=1)  # a copy
+            if leave_out_self:  # the query itself ranks last, then is cut off the list
+                dist[np.arange(chunk.size), chunk] = np.inf
             ap[chunk], inp[chunk], first_hit[chunk] = _rank_chunk(
-                dist, q_labels[chunk], g_labels[kept], id_values.size, protocol == "sysu"
+                dist, q_labels[chunk], g_labels[kept], id_values.size, protocol == "sysu",
+                drop_last=leave_out_self,
             )
     valid = first_hit > 0
     num_valid = int(valid.sum())
@@ -189,14 +220,22 @@ def _query_groups(
 
 
 def _rank_chunk(
-    dist: np.ndarray, q_labels: np.ndarray, g_labels: np.ndarray, num_labels: int, dedup: bool
+    dist: np.ndarray,
+    q_labels: np.ndarray,
+    g_labels: np.ndarray,
+    num_labels: int,
+    dedup: bool,
+    drop_last: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """AP, INP and first-hit rank of a chunk of queries (``dist`` is ``[q, G]``, junk removed).
 
     ``dedup``: count the first hit in the ranked list with repeated ids removed.
+    ``drop_last``: cut the last item off every ranked list.
     """
-    num_q, num_g = dist.shape
     ranked = _ranked_labels(dist, g_labels, num_labels)
+    if drop_last:
+        ranked = ranked[:, :-1]
+    num_q, num_g = ranked.shape
     # true matches: rows ascending, columns (0-based ranks) ascending within a row
     # (flatnonzero + divmod: several times faster than a 2-D np.nonzero)
     rows, cols = np.divmod(np.flatnonzero(ranked == q_labels[:, None]), num_g)

@@ -9,10 +9,12 @@ the trials.
 
 Which images a trial picks (``rand_perm_cam``):
 
-- ``"auto"`` (default): the official picks of ``rand_perm_cam.mat`` (Wu et al.; a copy ships in
-  ``assets/sysu-mm01/``) when the images fit that file exactly, i.e. every (gallery camera,
-  person) has the file's number of images with frames 1..n, as real SYSU-MM01 does; otherwise
-  (e.g. the synthetic set) seeded random picks. The result's ``gallery_source`` says which.
+- ``"auto"`` (default): the official picks of ``rand_perm_cam.mat`` (Wu et al.; a copy ships as
+  package data in ``cycletrans/evaluation/sysu_mm01/``) when the images fit that file exactly,
+  i.e. every (gallery camera, person) has the file's number of images with frames 1..n, as real
+  SYSU-MM01 does; otherwise (e.g. the synthetic set) seeded random picks, with an
+  :class:`UnofficialPicksWarning`. The result's ``gallery_source`` says which picks were used
+  and ``gallery_note`` why.
 - ``"official"`` or a path to a ``rand_perm_cam.mat``: that file, and a ``ValueError`` if the
   images do not fit it (rather than a wrong evaluation).
 - ``None``: seeded random picks (a uniformly random permutation of each person's images per
@@ -36,9 +38,13 @@ On real data, pass the test split (``SYSUMM01(root).test``) and its model featur
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from importlib.resources import as_file, files
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import scipy.io
@@ -53,18 +59,21 @@ from cycletrans.evaluation.metrics import (
 SYSU_SETTINGS = [("all", 1), ("all", 10), ("indoor", 1), ("indoor", 10)]
 QUERY_CAMS = (3, 6)
 GALLERY_CAMS = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
-OFFICIAL_RAND_PERM_CAM = (
-    Path(__file__).resolve().parents[2] / "assets" / "sysu-mm01" / "rand_perm_cam.mat"
-)
+# package data: found the same way in a source checkout and after ``pip install``
+OFFICIAL_RAND_PERM_CAM = files("cycletrans.evaluation") / "sysu_mm01" / "rand_perm_cam.mat"
 
 RandPerm = dict[tuple[int, int], np.ndarray]
+
+
+class UnofficialPicksWarning(UserWarning):
+    """``rand_perm_cam="auto"`` fell back to seeded random gallery picks (not the official ones)."""
 
 
 def load_rand_perm_cam(path: str | Path = "official") -> RandPerm:
     """Read SYSU-MM01's ``rand_perm_cam.mat``: (camera, person id) -> ``[trials, n]`` permutations.
 
     Args:
-        path: the .mat file, or ``"official"`` for the copy in ``assets/sysu-mm01/``.
+        path: the .mat file, or ``"official"`` for the copy shipped with the package.
 
     Returns:
         dict from ``(cam, pid)`` to an int64 ``[10, n]`` array whose row t is trial t's 1-based
@@ -76,16 +85,17 @@ def load_rand_perm_cam(path: str | Path = "official") -> RandPerm:
         >>> perm[(1, 6)].shape
         (10, 42)
     """
-    path = OFFICIAL_RAND_PERM_CAM if str(path) == "official" else Path(path)
-    if not path.is_file():
+    resource = OFFICIAL_RAND_PERM_CAM if str(path) == "official" else Path(path)
+    if not resource.is_file():
         raise FileNotFoundError(
-            f"rand_perm_cam file not found: {path} (expected SYSU-MM01's rand_perm_cam.mat)"
+            f"rand_perm_cam file not found: {resource} (expected SYSU-MM01's rand_perm_cam.mat)"
         )
-    content = scipy.io.loadmat(str(path))
+    with as_file(resource) as local:
+        content = scipy.io.loadmat(str(local))
     cells = content.get("rand_perm_cam")
     if cells is None or cells.dtype != object or cells.size != 6:
         raise ValueError(
-            f"{path}: expected a variable 'rand_perm_cam' holding a cell per camera (6), found "
+            f"{resource}: expected a variable 'rand_perm_cam' holding a cell per camera (6), found "
             f"{sorted(k for k in content if not k.startswith('__'))}"
         )
     perm: RandPerm = {}
@@ -97,7 +107,7 @@ def load_rand_perm_cam(path: str | Path = "official") -> RandPerm:
             n = rows.shape[-1]
             if rows.ndim != 2 or (np.sort(rows, axis=1) != np.arange(1, n + 1)).any():
                 raise ValueError(
-                    f"{path}: camera {cam}, person {pid}: expected rows that permute 1..n, "
+                    f"{resource}: camera {cam}, person {pid}: expected rows that permute 1..n, "
                     f"found an array of shape {rows.shape}"
                 )
             perm[(cam, pid)] = rows
@@ -162,7 +172,9 @@ def sysu_gallery_indices(
         (10, 40)
     """
     split = _check_split(ids, cams, frames)
-    return _gallery(*split, mode, shots, trials, *_picks_table(rand_perm_cam), seed)[0]
+    gallery = _gallery(*split, mode, shots, trials, _picks_table(rand_perm_cam), seed)
+    _warn_unofficial([gallery])
+    return gallery.indices
 
 
 def evaluate_sysu(
@@ -194,8 +206,9 @@ def evaluate_sysu(
     Returns:
         dict with the mean over trials of ``r1, r5, r10, r20, mAP, mINP``; ``per_trial`` (one
         dict of those keys plus ``num_valid`` per trial); ``num_queries``, ``gallery_size``,
-        ``gallery_source`` (``"official"`` or ``"random(seed=...)"``), ``mode``, ``shots``,
-        ``metric``.
+        ``gallery_source`` (``"official"``, ``"random(seed=...)"`` or ``"file <path>"``),
+        ``gallery_note`` (why: a sentence), ``mode``, ``shots``, ``metric``. With ``"auto"``,
+        random picks also raise an :class:`UnofficialPicksWarning`.
 
     Example:
         >>> ids, cams, frames = sysu_image_table([6, 10])
@@ -241,10 +254,11 @@ def evaluate_sysu_settings(
     query = np.concatenate([np.flatnonzero(cams == cam) for cam in QUERY_CAMS])
     if query.size == 0:
         raise ValueError(f"no query images: none of the images is from cameras {QUERY_CAMS}")
-    table = _picks_table(rand_perm_cam)
-    galleries = {(mode, shots): _gallery(ids, cams, frames, mode, shots, trials, *table, seed)
+    picks_from = _picks_table(rand_perm_cam)
+    galleries = {(mode, shots): _gallery(ids, cams, frames, mode, shots, trials, picks_from, seed)
                  for mode, shots in settings}
-    candidates = np.unique(np.concatenate([g.reshape(-1) for g, _ in galleries.values()]))
+    _warn_unofficial(list(galleries.values()))
+    candidates = np.unique(np.concatenate([g.indices.reshape(-1) for g in galleries.values()]))
     dist = pairwise_distance(features[query], features[candidates], metric)
     if not np.isfinite(dist).all():
         raise ValueError("features give NaN or infinite distances (NaN/inf/huge features?)")
@@ -256,29 +270,58 @@ def evaluate_sysu_settings(
 
     # The trials are independent and NumPy's sorts release the GIL: rank them on all cores.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        ranked = {setting: pool.map(trial_metrics, gallery)
-                  for setting, (gallery, _) in galleries.items()}
+        ranked = {setting: pool.map(trial_metrics, gallery.indices)
+                  for setting, gallery in galleries.items()}
         ranked = {setting: list(trials_out) for setting, trials_out in ranked.items()}
     results = {}
-    for (mode, shots), (gallery, source) in galleries.items():
+    for (mode, shots), gallery in galleries.items():
         per_trial = ranked[(mode, shots)]
         results[(mode, shots)] = {
             **mean_metrics(per_trial), "per_trial": per_trial, "num_queries": int(query.size),
-            "gallery_size": int(gallery.shape[1]), "gallery_source": source, "mode": mode,
-            "shots": shots, "metric": metric,
+            "gallery_size": int(gallery.indices.shape[1]), "gallery_source": gallery.source,
+            "gallery_note": gallery.note, "mode": mode, "shots": shots, "metric": metric,
         }
     return results
 
 
-def _picks_table(rand_perm_cam: str | Path | None) -> tuple[RandPerm | None, bool]:
-    """The permutation table asked for (None: random picks) and whether it must fit."""
+class _Picks(NamedTuple):
+    """Where a setting's gallery picks come from: a permutation table, or random (``perm`` None)."""
+
+    perm: RandPerm | None
+    source: str  # gallery_source when the table is used: "official" or "file <path>"
+    auto: bool  # "auto": images that do not fit fall back to random picks (else: ValueError)
+    note: str  # why the picks are random when ``perm`` is None
+
+
+class _Gallery(NamedTuple):
+    """``[trials, G]`` gallery indices of one setting, where they came from and why."""
+
+    indices: np.ndarray
+    source: str
+    note: str
+    fallback: bool  # "auto" fell back to random picks (warned about)
+
+
+@cache
+def _official_table() -> RandPerm:
+    """The shipped file's table, read once (its arrays read-only)."""
+    perm = load_rand_perm_cam("official")
+    for rows in perm.values():
+        rows.setflags(write=False)
+    return perm
+
+
+def _picks_table(rand_perm_cam: str | Path | None) -> _Picks:
+    """The permutation table asked for (see :func:`sysu_gallery_indices`)."""
     if rand_perm_cam is None:
-        return None, False
-    if str(rand_perm_cam) == "auto":
-        if not OFFICIAL_RAND_PERM_CAM.is_file():
-            return None, False
-        return load_rand_perm_cam("official"), False
-    return load_rand_perm_cam(rand_perm_cam), True
+        return _Picks(None, "", False, "seeded random picks, as asked (rand_perm_cam=None)")
+    name = str(rand_perm_cam)
+    if name == "auto" and not OFFICIAL_RAND_PERM_CAM.is_file():
+        return _Picks(None, "", True, "the official rand_perm_cam.mat is missing from this "
+                      f"installation ({OFFICIAL_RAND_PERM_CAM})")
+    if name in ("auto", "official"):
+        return _Picks(_official_table(), "official", name == "auto", "")
+    return _Picks(load_rand_perm_cam(rand_perm_cam), f"file {rand_perm_cam}", False, "")
 
 
 def _gallery(
@@ -288,22 +331,19 @@ def _gallery(
     mode: str,
     shots: int,
     trials: int,
-    perm: RandPerm | None,
-    strict: bool,
+    picks_from: _Picks,
     seed: int,
-) -> tuple[np.ndarray, str]:
-    """``[trials, G]`` gallery indices and where the picks came from.
-
-    ``perm`` is used if the images fit it; if they do not, ``strict`` raises a ValueError,
-    otherwise random picks are used.
-    """
+) -> _Gallery:
+    """One setting's gallery: the table's picks if the images fit it; if they do not, random
+    picks with ``"auto"``, otherwise a ValueError."""
     if mode not in GALLERY_CAMS:
         raise ValueError(f"unknown mode {mode!r}: expected one of {tuple(GALLERY_CAMS)}")
     if int(shots) != shots or shots < 1 or int(trials) != trials or trials < 1:
         raise ValueError(f"shots and trials must be positive integers, got {shots}, {trials}")
     gallery_cams = GALLERY_CAMS[mode]
+    perm = picks_from.perm
     problems = [] if perm is None else _misfits(perm, ids, cams, frames, gallery_cams)
-    if problems and strict:
+    if problems and not picks_from.auto:
         raise ValueError(
             f"these images do not fit the rand_perm_cam file ({len(problems)} (camera, person) "
             f"pairs differ), e.g. {'; '.join(problems[:3])}. Official picks need every image of "
@@ -312,16 +352,31 @@ def _gallery(
         )
     if perm is None or problems:
         picks = _random_picks(ids, cams, frames, gallery_cams, shots, trials, seed)
-        source = f"random(seed={seed})"
+        source, note = f"random(seed={seed})", picks_from.note
+        if problems:
+            note = (f"the images do not fit the official rand_perm_cam.mat ({len(problems)} "
+                    f"(camera, person) pairs differ, e.g. {problems[0]}), as on the synthetic "
+                    "set; on real SYSU-MM01 this means an incomplete test split")
+        fallback = picks_from.auto
     else:
         num_trials = min(rows.shape[0] for rows in perm.values())
         if trials > num_trials:
             raise ValueError(f"rand_perm_cam holds {num_trials} trials, asked for {trials}")
         picks = _official_picks(perm, ids, cams, frames, gallery_cams, shots, trials)
-        source = "official"
+        source, fallback = picks_from.source, False
+        note = ("the official picks of rand_perm_cam.mat (Wu et al.)" if source == "official"
+                else f"the picks of {source}")
     if picks.shape[1] == 0:
         raise ValueError(f"empty gallery: no image of cameras {gallery_cams} among the inputs")
-    return np.sort(picks, axis=1), source
+    return _Gallery(np.sort(picks, axis=1), source, note, fallback)
+
+
+def _warn_unofficial(galleries: Sequence[_Gallery]) -> None:
+    """One :class:`UnofficialPicksWarning` if "auto" fell back to random picks anywhere."""
+    fallback = next((g for g in galleries if g.fallback), None)
+    if fallback is not None:
+        warnings.warn(f"SYSU-MM01 evaluation with {fallback.source} gallery picks, not the "
+                      f"official ones: {fallback.note}", UnofficialPicksWarning, stacklevel=3)
 
 
 def _misfits(

@@ -44,6 +44,11 @@ VARIANT_TABLE: dict[str, Variant] = {
     "transformer": Variant(kcm=True, head=PrototypeTransformer, losses=_FULL_LOSSES),
 }
 VARIANTS = tuple(VARIANT_TABLE)
+# the rows of the paper's ablation tables, in printed order (Table III's "DMM" row is ``full``)
+ABLATION_TABLES: dict[int, tuple[str, ...]] = {
+    2: ("baseline", "kcm", "kcm_me", "kcm_me_mmd", "dmm", "dmm_rec", "full"),
+    3: ("baseline", "dmm_ap", "dmm_residual_ap", "transformer", "full"),
+}
 
 
 def model_spec(
