@@ -16,6 +16,7 @@ server listens on 127.0.0.1 unless ``--host`` says otherwise, and makes no publi
 from __future__ import annotations
 
 import argparse
+import ctypes
 import sys
 import time
 from typing import Any
@@ -70,6 +71,22 @@ def checkpoints_from_args(args: argparse.Namespace) -> dict:
     if args.data_root is None:  # the demo: the shipped checkpoints unless overridden
         return {name: given[name] or DEFAULT_CHECKPOINTS[name] for name in given}
     return given
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+MMAP_THRESHOLD = 4 << 20
+
+
+def return_freed_memory() -> bool:
+    """Have glibc serve allocations of 4 MiB and more by mmap, so that a decoded image's buffers
+    go back to the system when freed instead of staying in the heap of the thread that decoded
+    it (glibc raises its threshold as large blocks are freed; 16 threads decoding one image each
+    then keep 8x one image's memory). Returns whether it applied (glibc only)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 class ImmutableFiles:
@@ -135,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         print(line, flush=True)
 
+    return_freed_memory()
     log("libraries: loading torch, scikit-learn and gradio ...")
     import gradio  # noqa: F401  (timed here, not inside a later phase)
 

@@ -8,8 +8,9 @@ in a subprocess and drives it through ``gradio_client``:
   generated too: what a new user waits for). The app's own phase lines are printed;
 - ``/search`` of test images (infrared queries, seeded pick) and of new images (mirrored test
   images: embedded on the fly): median and 95th percentile seen by the client; the same
-  searches by a client that downloads the result images, as a browser does, alone and 20 at a
-  time (a reply with its images should cost close to the search itself);
+  searches with their result images fetched, alone and 20 at a time, by gradio_client (which
+  opens a new connection per file) and over one kept-alive connection as a browser does (a
+  reply with its images should cost close to the search itself);
 - ``/explain`` (Grad-CAM of query and match for the three models, and the anchor maps);
 - ``/tsne`` of 10 identities (precomputed at start-up) and of 20 (computed on demand);
 - the server's peak memory (VmHWM) after all that, and again after 20 concurrent uploads of the
@@ -42,6 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -216,13 +218,21 @@ def measure(args: argparse.Namespace, work: Path) -> int:
             path = work / f"new-{i}.png"
             ImageOps.mirror(Image.open(infrared[i]).convert("RGB")).save(path)
             new.append(timed(lambda p=path: search(client, p)))
+        browser = httpx.Client()  # one kept-alive connection, as a browser fetches images
+
+        def search_and_fetch(path: str) -> None:
+            for item in search(client, path)[0]:
+                browser.get(f"{app.url}gradio_api/file={item['image']['path']}").raise_for_status()
+
         some = [infrared[i] for i in picks[: args.new_searches]]
         downloads = [timed(lambda p=p: search(downloading, p)) for p in some]
+        fetched = [timed(lambda p=p: search_and_fetch(p)) for p in some]
         crowd = [infrared[i] for i in picks[:CONCURRENT]]
         with ThreadPoolExecutor(CONCURRENT) as pool:
             crowd_plain = list(pool.map(lambda p: timed(lambda: search(client, p)), crowd))
             crowd_downloads = list(pool.map(
                 lambda p: timed(lambda: search(downloading, p)), crowd))
+            crowd_fetched = list(pool.map(lambda p: timed(lambda: search_and_fetch(p)), crowd))
         explains = [timed(lambda p=infrared[i]: client.predict(
             handle_file(p), "infrared", 1, CYCLETRANS, api_name="/explain"))
             for i in picks[: args.explains]]
@@ -233,10 +243,13 @@ def measure(args: argparse.Namespace, work: Path) -> int:
             "search p95 (s)": percentile(searches, 95),
             "new-image search median (s)": statistics.median(new),
             "new-image search p95 (s)": percentile(new, 95),
-            "search + downloading its images, median (s)": statistics.median(downloads),
+            "search + images, gradio_client, median (s)": statistics.median(downloads),
+            "search + images, one connection, median (s)": statistics.median(fetched),
             f"{CONCURRENT} concurrent searches, median (s)": statistics.median(crowd_plain),
-            f"{CONCURRENT} concurrent + downloads, median (s)": statistics.median(
+            f"{CONCURRENT} concurrent + images, gradio_client (s)": statistics.median(
                 crowd_downloads),
+            f"{CONCURRENT} concurrent + images, one connection (s)": statistics.median(
+                crowd_fetched),
             "Grad-CAM (s)": statistics.median(explains),
             "t-SNE default view (s)": tsne_default,
             "t-SNE on demand (s)": tsne_new,
