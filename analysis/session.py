@@ -61,8 +61,9 @@ DEMO_TRAIN_HINT = ("the demo checkpoints are trained with `python -m cycletrans 
                    "demo --variant V` (V = baseline, dmm, full) and shipped as "
                    "assets/checkpoints/{baseline,nocycle,full}.safetensors; or pass "
                    "--checkpoint, --nocycle-checkpoint, --baseline-checkpoint")
-COLOUR_SPREAD = 0.04  # mean channel spread (max - min, fraction of 255) above which an image
-# has colour; infrared images have three equal channels (JPEG leaves about 0.005)
+COLOUR_SPREAD = 0.02  # mean channel spread (max - min, fraction of 255) above which an image
+# has colour: infrared images have three equal channels (0; JPEG noise stays near 0.005), the
+# demo set's visible images 0.04 or more
 __all__ = ["BASELINE", "CYCLETRANS", "MODALITIES", "MODEL_NAMES", "NOCYCLE", "Session",
            "build_session", "modality_name"]
 
@@ -312,7 +313,7 @@ def modality_warning(image: Image.Image, modality: str) -> str:
         return ("this image has colour (its channels differ), but infrared images are grey: "
                 "searched as infrared against the visible gallery, so a colour image can look "
                 "like a perfect cross-modal match of itself. Choose 'visible' if it is one.")
-    if modality == "visible" and spread <= COLOUR_SPREAD / 4:
+    if modality == "visible" and spread <= COLOUR_SPREAD / 2:
         return ("this image is grey (its three channels are equal), like an infrared image: "
                 "searched as visible against the infrared gallery. Choose 'infrared' if it is "
                 "one.")

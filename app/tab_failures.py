@@ -146,11 +146,10 @@ def build(session: Session, media: Media) -> FailuresTab:
     ranked = gr.Gallery(default[1], label="The worst query and its ranked list",
                         columns=RANKED + 1, height="auto", object_fit="contain",
                         elem_classes=["ranked"])
-    with gr.Row():
-        fixed = gr.Dataframe(default[2], label=f"Fixed by {CYCLETRANS} vs {BASELINE} ({OPENS})",
-                             interactive=False, wrap=True, elem_id="fixed-table")
-        broken = gr.Dataframe(default[3], label=f"Broken by {CYCLETRANS} vs {BASELINE} "
-                              f"({OPENS})", interactive=False, wrap=True, elem_id="broken-table")
+    fixed = gr.Dataframe(default[2], label=f"Fixed by {CYCLETRANS} vs {BASELINE} ({OPENS})",
+                         interactive=False, wrap=True, elem_id="fixed-table")
+    broken = gr.Dataframe(default[3], label=f"Broken by {CYCLETRANS} vs {BASELINE} ({OPENS})",
+                          interactive=False, wrap=True, elem_id="broken-table")
     inputs = [model, modality, cameras, count]
     outputs = [worst, ranked, fixed, broken, summary]
     handler = functools.partial(failures, session, media)

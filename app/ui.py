@@ -46,7 +46,7 @@ CSS = """
 .ranked .fixed-height, .maps .fixed-height { min-height: 0 !important;
   max-height: none !important; }
 .ranked .grid-wrap, .maps .grid-wrap { overflow-y: visible !important; }
-.query-view img { min-height: 300px; max-height: 100%; object-fit: contain; }
+.query-view img { height: 100% !important; width: 100% !important; object-fit: contain; }
 """
 
 
