@@ -187,7 +187,7 @@ def compare_with_paper(reproduced: pd.DataFrame, paper_table_number: int) -> pd.
 
 
 def ablation_chart(df: pd.DataFrame, metric: str, label: str = "Method") -> go.Figure:
-    """Bar chart of one metric per row of a table.
+    """Horizontal bar chart of one metric per row of a table (long row names stay readable).
 
     ``df`` is a paper or reproduced table (one bar per row) or the output of
     ``compare_with_paper`` (paper and ours side by side). ``label`` names the column that labels
@@ -209,9 +209,26 @@ def ablation_chart(df: pd.DataFrame, metric: str, label: str = "Method") -> go.F
     for column, name in series:
         values = pd.to_numeric(df[column], errors="coerce")
         fig.add_trace(go.Bar(
-            x=labels, y=values, name=name, text=[f"{v:.2f}" if pd.notna(v) else "" for v in values],
-            textposition="outside",
+            y=labels, x=values, name=name, orientation="h", textposition="outside",
+            text=[f"{v:.2f}" if pd.notna(v) else "" for v in values], cliponaxis=False,
         ))
-    fig.update_layout(barmode="group", title=metric, xaxis_title=label,
-                      yaxis_title=f"{metric} (%)", showlegend=len(series) > 1)
+    fig.update_layout(barmode="group", title=metric, yaxis_title=label,
+                      xaxis_title=f"{metric} (%)", showlegend=len(series) > 1,
+                      height=140 + 22 * len(labels) * len(series), margin={"l": 10, "r": 40},
+                      legend={"orientation": "h", "y": -0.15})
+    fig.update_yaxes(autorange="reversed", automargin=True)  # the table's first row on top
     return fig
+
+
+def find_reproduced(results_dir: str | Path) -> dict[int, list[Path]]:
+    """Reproduced tables (``.json`` files ``load_reproduced_table`` reads) under
+    ``results_dir``, by the paper table they reproduce; files sorted by path."""
+    found: dict[int, list[Path]] = {}
+    root = Path(results_dir)
+    for path in sorted(root.rglob("*.json")) if root.is_dir() else []:
+        try:
+            table = load_reproduced_table(path).attrs["paper_table"]
+        except (ValueError, FileNotFoundError, KeyError, TypeError):
+            continue
+        found.setdefault(table, []).append(path)
+    return found

@@ -32,13 +32,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from analysis.arrays import as_numpy
+
 QUERY_COLUMNS = ("path", "pid", "cam", "ap", "first_hit")
 
-
-def _as_numpy(values: Any) -> np.ndarray:
-    if hasattr(values, "detach"):  # a torch tensor
-        values = values.detach().cpu().numpy()
-    return np.asarray(values)
 
 
 def query_results(
@@ -57,10 +54,10 @@ def query_results(
     for key in ("ap", "first_hit"):
         if key not in metrics:
             raise ValueError(f"metrics lack {key!r}: got keys {sorted(metrics)}")
-    ap = _as_numpy(metrics["ap"]).astype(float).reshape(-1)
-    first_hit = _as_numpy(metrics["first_hit"]).astype(int).reshape(-1)
-    columns = {"path": [str(p) for p in paths], "pid": _as_numpy(pids).reshape(-1),
-               "cam": _as_numpy(cams).reshape(-1), "ap": ap, "first_hit": first_hit}
+    ap = as_numpy(metrics["ap"]).astype(float).reshape(-1)
+    first_hit = as_numpy(metrics["first_hit"]).astype(int).reshape(-1)
+    columns = {"path": [str(p) for p in paths], "pid": as_numpy(pids).reshape(-1),
+               "cam": as_numpy(cams).reshape(-1), "ap": ap, "first_hit": first_hit}
     sizes = {name: len(values) for name, values in columns.items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"per-query arrays differ in length: {sizes}")
@@ -115,14 +112,14 @@ def ranked_list(
         DataFrame ``rank`` (1-based), ``gallery_index``, the gallery's columns, ``distance``
         (and ``match``).
     """
-    distances = _as_numpy(distmat_row).astype(float).reshape(-1)
+    distances = as_numpy(distmat_row).astype(float).reshape(-1)
     if len(distances) != len(gallery):
         raise ValueError(f"{len(distances)} distances but {len(gallery)} gallery rows")
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     candidates = np.arange(len(distances))
     if keep is not None:
-        keep = _as_numpy(keep).astype(bool).reshape(-1)
+        keep = as_numpy(keep).astype(bool).reshape(-1)
         if len(keep) != len(distances):
             raise ValueError(f"keep has {len(keep)} entries, expected {len(distances)}")
         candidates = candidates[keep]

@@ -38,7 +38,7 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from torch import nn
 
-from cycletrans.data import build_transforms
+from cycletrans.data.transforms import image_batch
 from cycletrans.modality import MODALITIES, modality_index
 
 
@@ -76,18 +76,22 @@ def _check_model(model: nn.Module) -> None:
 
 
 def image_tensor(model: nn.Module, image: Image.Image) -> torch.Tensor:
-    """``[1, 3, H, W]``: ``image`` (RGB PIL) with the model's test-time preprocessing."""
-    if not isinstance(image, Image.Image) or image.mode != "RGB":
-        kind = image.mode if isinstance(image, Image.Image) else type(image).__name__
-        raise ValueError(f"expected an RGB PIL image, got {kind}")
-    device = next(model.parameters()).device
-    return build_transforms(model.preprocessing, train=False)(image)[None].to(device)
+    """``[1, 3, H, W]`` on the model's device: ``image`` with its test-time preprocessing."""
+    return image_batch(image, model.preprocessing).to(next(model.parameters()).device)
 
 
-def model_view(model: nn.Module, image: Image.Image) -> np.ndarray:
-    """``[H, W, 3]`` uint8: ``image`` resized to the model's input size (what the maps cover)."""
-    size = (model.preprocessing.width, model.preprocessing.height)
-    return np.asarray(image.convert("RGB").resize(size, Image.BILINEAR))
+def model_view(model: nn.Module, image: Image.Image, height: int | None = None) -> np.ndarray:
+    """``[H, W, 3]`` uint8: ``image`` resized to the model's input size (what the maps cover),
+    or to its aspect at ``height`` pixels (a larger view to draw the maps on)."""
+    p = model.preprocessing
+    size = (p.width, p.height) if height is None else (round(p.width * height / p.height), height)
+    return np.asarray(image.convert("RGB").resize(size, Image.Resampling.BICUBIC))
+
+
+def is_flat(heatmap: np.ndarray) -> bool:
+    """Whether a map holds no information (constant: e.g. Grad-CAM with zero gradient)."""
+    heatmap = np.asarray(heatmap)
+    return float(heatmap.max() - heatmap.min()) < 1e-6
 
 
 def _grad_cam(model: nn.Module, images: torch.Tensor, modality: str | int,

@@ -8,9 +8,9 @@ Three groups of image pairs (each unordered pair once):
 
 A model with a small modality gap has cross-modality distances close to same-modality ones and
 well below different-identity ones. Alongside: the MMD between the visible and infrared features
-(``cycletrans.losses.mmd_loss``, eq. 16 on the given features) and retrieval in both directions
-(``cycletrans.evaluation.rank_metrics``), with every image of the other modality as gallery: no
-single-shot sampling, so the numbers are not the official protocol's.
+(``cycletrans.losses.mmd_loss``, eq. 16, whose kernel widths follow the data). The default
+distance is cosine (1 - cos, in [0, 2]), so models with features of other sizes and scales
+share one axis.
 
 Example:
     >>> import numpy as np
@@ -18,11 +18,9 @@ Example:
     >>> rng = np.random.default_rng(0)
     >>> ids, modalities = np.repeat([1, 2, 3], 4), np.tile([0, 0, 1, 1], 3)
     >>> features = np.repeat(rng.normal(size=(3, 8)) * 5, 4, axis=0) + modalities[:, None]
-    >>> gap = modality_gap(features, ids, modalities, cams=np.tile([1, 2, 3, 6], 3))
+    >>> gap = modality_gap(features, ids, modalities)
     >>> gap.summary["pairs"].tolist()
     [6, 12, 48]
-    >>> print(gap.retrieval.loc["infrared_to_visible", "Rank-1"])
-    100.0
     >>> fig = gap_histogram(gap)
 """
 
@@ -36,16 +34,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 
-from cycletrans.evaluation import pairwise_distance, rank_metrics
+from analysis.arrays import as_numpy
+from cycletrans.evaluation import pairwise_distance
 from cycletrans.losses import mmd_loss
 from cycletrans.modality import INFRARED, VISIBLE
 
 GROUPS = ("same identity, same modality", "same identity, cross modality", "different identity")
-# (query modality, gallery modality) per retrieval direction, named as in cycletrans.evaluation
-DIRECTIONS = {"infrared_to_visible": (INFRARED, VISIBLE),
-              "visible_to_infrared": (VISIBLE, INFRARED)}
-RETRIEVAL_COLUMNS = {"Rank-1": "r1", "Rank-10": "r10", "Rank-20": "r20", "mAP": "mAP",
-                     "mINP": "mINP"}
 _ROWS_PER_BLOCK = 1024
 
 
@@ -54,29 +48,26 @@ class ModalityGap:
     """Everything ``modality_gap`` measures.
 
     Attributes:
-        metric: "euclidean" or "cosine", the distance used throughout.
+        metric: "euclidean" or "cosine", the pair distance.
         distances: group name (``GROUPS``) -> float32 array of that group's pair distances.
         summary: one row per group: ``pairs``, ``mean``, ``median``, ``std`` (NaN if no pair).
         mmd: squared multi-kernel MMD between visible and infrared features (eq. 16).
-        retrieval: rows ``infrared_to_visible``, ``visible_to_infrared``; columns Rank-1,
-            Rank-10, Rank-20, mAP, mINP (percent) and ``queries`` (valid queries).
     """
 
     metric: str
     distances: dict[str, np.ndarray]
     summary: pd.DataFrame
     mmd: float
-    retrieval: pd.DataFrame
 
-
-def _as_numpy(values: Any) -> np.ndarray:
-    if hasattr(values, "detach"):  # a torch tensor
-        values = values.detach().cpu().numpy()
-    return np.asarray(values)
+    @property
+    def ratio(self) -> float:
+        """Mean cross-modality over mean same-modality distance of one identity (1 = no gap)."""
+        means = self.summary["mean"]
+        return float(means[GROUPS[1]] / means[GROUPS[0]])
 
 
 def pair_distances(
-    features: np.ndarray, ids: np.ndarray, modalities: np.ndarray, metric: str = "euclidean"
+    features: np.ndarray, ids: np.ndarray, modalities: np.ndarray, metric: str = "cosine"
 ) -> dict[str, np.ndarray]:
     """Distances of every unordered image pair, split into the three ``GROUPS``.
 
@@ -98,32 +89,25 @@ def pair_distances(
 
 
 def modality_gap(
-    features: Any,
-    ids: Any,
-    modalities: Any,
-    cams: Any,
-    metric: str = "euclidean",
-    protocol: str = "sysu",
+    features: Any, ids: Any, modalities: Any, metric: str = "cosine"
 ) -> ModalityGap:
-    """Measure the modality gap of features: pair distances, MMD, retrieval both ways.
+    """Measure the modality gap of features: pair distances and MMD.
 
     Args:
         features: ``[N, D]`` features (array or tensor) of visible and infrared images.
         ids: ``[N]`` person ids.
         modalities: ``[N]`` 0 visible, 1 infrared.
-        cams: ``[N]`` camera numbers (for the protocol's junk rule).
-        metric: "euclidean" or "cosine", as in ``cycletrans.evaluation.pairwise_distance``
-            (match what the evaluation of these features uses).
-        protocol: "sysu" or "regdb", passed to ``rank_metrics``.
+        metric: "cosine" (default, comparable across models) or "euclidean", as in
+            ``cycletrans.evaluation.pairwise_distance``.
 
     Returns:
         A ``ModalityGap``.
     """
-    X = _as_numpy(features).astype(np.float32, copy=False)
-    ids, modalities, cams = (_as_numpy(v).reshape(-1) for v in (ids, modalities, cams))
+    X = as_numpy(features).astype(np.float32, copy=False)
+    ids, modalities = (as_numpy(v).reshape(-1) for v in (ids, modalities))
     if X.ndim != 2:
         raise ValueError(f"features must be [N, D], got shape {X.shape}")
-    for name, values in (("ids", ids), ("modalities", modalities), ("cams", cams)):
+    for name, values in (("ids", ids), ("modalities", modalities)):
         if len(values) != len(X):
             raise ValueError(f"{len(X)} features but {len(values)} {name}")
     if not np.isin(modalities, (VISIBLE, INFRARED)).all():
@@ -145,25 +129,20 @@ def modality_gap(
           "std": float(d.std()) if len(d) else np.nan} for d in distances.values()],
         index=pd.Index(GROUPS, name="group"),
     )
+    if metric == "cosine":  # the MMD of the same l2-normalised features
+        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
     with torch.no_grad():
         mmd = float(mmd_loss(torch.from_numpy(X[visible]), torch.from_numpy(X[infrared])))
-    retrieval = {}
-    for direction, (query_modality, gallery_modality) in DIRECTIONS.items():
-        q, g = modalities == query_modality, modalities == gallery_modality
-        result = rank_metrics(pairwise_distance(X[q], X[g], metric), ids[q], ids[g], cams[q],
-                              cams[g], protocol)
-        retrieval[direction] = {column: 100.0 * result[key]
-                                for column, key in RETRIEVAL_COLUMNS.items()}
-        retrieval[direction]["queries"] = result["num_valid"]
-    return ModalityGap(metric=metric, distances=distances, summary=summary, mmd=mmd,
-                       retrieval=pd.DataFrame.from_dict(retrieval, orient="index"))
+    return ModalityGap(metric=metric, distances=distances, summary=summary, mmd=mmd)
 
 
-def gap_histogram(gap: ModalityGap, bins: int = 40, title: str = "") -> go.Figure:
+def gap_histogram(gap: ModalityGap, bins: int = 40, title: str = "",
+                  x_range: tuple[float, float] | None = None) -> go.Figure:
     """Overlaid histograms of the three pair groups, as fractions of each group's pairs.
 
     The counts are binned here (shared bin edges) so the figure stays small however many pairs
-    there are.
+    there are. ``x_range``: the axis (and bins) to use, e.g. one shared by several models;
+    default the distances' own range.
     """
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins}")
@@ -171,7 +150,7 @@ def gap_histogram(gap: ModalityGap, bins: int = 40, title: str = "") -> go.Figur
     if not present:
         raise ValueError("no pair distances to draw")
     everything = np.concatenate(present)
-    edges = np.histogram_bin_edges(everything, bins=bins)
+    edges = np.histogram_bin_edges(everything, bins=bins, range=x_range)
     centres, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     fig = go.Figure()
     for name, d in gap.distances.items():
@@ -182,4 +161,6 @@ def gap_histogram(gap: ModalityGap, bins: int = 40, title: str = "") -> go.Figur
                              opacity=0.55))
     fig.update_layout(barmode="overlay", title=title, xaxis_title=f"{gap.metric} distance",
                       yaxis_title="fraction of pairs", legend={"orientation": "h", "y": -0.2})
+    if x_range is not None:
+        fig.update_xaxes(range=list(x_range))
     return fig

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import pandas as pd
 
 PAPER_DIR = Path(__file__).resolve().parent.parent / "assets" / "paper"
 TABLE_NUMBERS = (1, 2, 3, 4, 5, 6)
+NAMES = ("CycleTrans", "SOTA", "AGW", "SYSU-MM01", "RegDB", "DMM", "KCM")  # kept as spelled
 
 
 @cache
@@ -49,6 +51,20 @@ def paper_table_info(n: int) -> dict[str, Any]:
 def paper_caption(n: int) -> str:
     """Return the caption of Table ``n`` (1..6) as printed (upper case)."""
     return paper_table_info(n)["caption"]
+
+
+def readable_caption(n: int) -> str:
+    """The caption of Table ``n`` in sentence case, names kept as the paper spells them.
+
+    Example:
+        >>> readable_caption(6)[:44]
+        'Computation overhead of the proposed CycleTrans'
+    """
+    text = re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(),
+                  paper_caption(n).lower())
+    for name in NAMES:
+        text = re.sub(rf"\b{re.escape(name)}\b", name, text, flags=re.IGNORECASE)
+    return text
 
 
 def load_paper_table(n: int) -> pd.DataFrame:

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.failures import query_results, ranked_list
+from analysis.failures import ranked_list
 from cycletrans.engine.inference import FeatureSet
 from cycletrans.evaluation import camera_location, pairwise_distance, rank_metrics
-from cycletrans.modality import modality_index
+from cycletrans.modality import modality_index, modality_name
 
 
 @dataclass
@@ -44,14 +44,20 @@ class SearchResult:
             query's identity is unknown).
         ap: the query's average precision (None when its identity is unknown or absent from
             the gallery).
-        first_hit: 1-based CMC rank of the first true match (None likewise).
+        first_hit: 1-based CMC rank of the first true match (None likewise): with SYSU-MM01's
+            protocol, counted on the list with repeated identities removed.
+        first_position: 1-based position of the first true match in the ranked list (None
+            likewise); equals ``first_hit`` unless identities repeat before it.
         gallery_size: images the query was ranked against (after the protocol's junk rule).
+        no_match: why a query of known identity has no true match ("" otherwise).
     """
 
     ranking: pd.DataFrame
     ap: float | None
     first_hit: int | None
     gallery_size: int
+    first_position: int | None = None
+    no_match: str = ""
 
 
 def split_by_modality(features: FeatureSet, query_modality: str | int) -> tuple[FeatureSet,
@@ -129,9 +135,26 @@ def search(
         return SearchResult(ranking, None, None, int(keep.sum()))
     metrics = rank_metrics(distances[None], [query_pid], gallery.ids,
                            [query_cam if query_cam is not None else 0], gallery.cams, protocol)
-    valid = bool(metrics["valid"][0])
-    return SearchResult(ranking, float(metrics["ap"][0]) if valid else None,
-                        int(metrics["first_hit"][0]) if valid else None, int(keep.sum()))
+    if not metrics["valid"][0]:
+        return SearchResult(ranking, None, None, int(keep.sum()),
+                            no_match=no_match_reason(query_pid, gallery, keep))
+    kept = np.flatnonzero(keep)
+    ordered = gallery.ids[kept[np.argsort(distances[kept], kind="stable")]]
+    return SearchResult(ranking, float(metrics["ap"][0]), int(metrics["first_hit"][0]),
+                        int(keep.sum()), int(np.flatnonzero(ordered == query_pid)[0]) + 1)
+
+
+def no_match_reason(pid: int, gallery: FeatureSet, keep: np.ndarray) -> str:
+    """Why a query of identity ``pid`` has no true match among the ``keep`` gallery images."""
+    other = modality_name(int(gallery.modalities[0])) if len(gallery.modalities) else "gallery"
+    present = gallery.ids == pid
+    if not present.any():
+        return f"identity {pid} has no {other} image in the test split"
+    cams = sorted({int(c) for c in gallery.cams[present]})
+    return (f"all {int(present.sum())} {other} images of identity {pid} (camera"
+            f"{'s' if len(cams) > 1 else ''} {', '.join(map(str, cams))}) were taken at this "
+            "query's camera location, which the SYSU-MM01 protocol leaves out (cameras 2 and "
+            "3 share a room)")
 
 
 @dataclass
@@ -169,15 +192,3 @@ def cross_modality(features: FeatureSet, query_modality: str | int,
                          pairwise_distance(queries.features, gallery.features, metric),
                          np.flatnonzero(is_query))
 
-
-def all_query_results(cross: CrossModality, protocol: str) -> pd.DataFrame:
-    """Per-query AP and first hit of every query of ``cross``.
-
-    Returns:
-        ``analysis.failures.query_results``' DataFrame (``query, path, pid, cam, ap,
-        first_hit``), ``query`` indexing ``cross.queries``.
-    """
-    queries, gallery = cross.queries, cross.gallery
-    metrics = rank_metrics(cross.distances, queries.ids, gallery.ids, queries.cams,
-                           gallery.cams, protocol)
-    return query_results(metrics, queries.paths, queries.ids, queries.cams)

@@ -21,6 +21,8 @@ Example:
 
 from __future__ import annotations
 
+import colorsys
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -29,17 +31,26 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from sklearn.manifold import TSNE
+from threadpoolctl import threadpool_limits
 
+from analysis.arrays import as_numpy
 from cycletrans.modality import INFRARED, VISIBLE, modality_name
 
 MARKERS = {VISIBLE: "circle", INFRARED: "triangle-up"}
-PALETTE = qualitative.Plotly + qualitative.Dark24 + qualitative.Light24
+LIGHTNESS = (0.36, 0.62, 0.48)  # cycled over neighbouring hues so that they differ in two ways
 
 
-def _as_numpy(values: Any) -> np.ndarray:
-    if hasattr(values, "detach"):  # a torch tensor
-        values = values.detach().cpu().numpy()
-    return np.asarray(values)
+def identity_colours(count: int) -> list[str]:
+    """``count`` distinct colours: Plotly's ten for up to ten identities, else ``count`` hues
+    spaced evenly around the circle, neighbours at different lightness."""
+    if count <= len(qualitative.Plotly):
+        return list(qualitative.Plotly[:count])
+    colours = []
+    for i in range(count):
+        r, g, b = colorsys.hls_to_rgb(i / count, LIGHTNESS[i % len(LIGHTNESS)], 0.8)
+        colours.append(f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}")
+    return colours
+
 
 
 def _plain(value: Any) -> int | float | str:
@@ -64,7 +75,7 @@ def tsne_embedding(
     Returns:
         ``[N, 2]`` float array, one point per row of ``features``.
     """
-    X = _as_numpy(features)
+    X = as_numpy(features)
     if X.ndim != 2:
         raise ValueError(f"features must be [N, D], got shape {X.shape}")
     if X.shape[0] < 3:
@@ -76,7 +87,10 @@ def tsne_embedding(
     perplexity = max(1.0, min(float(perplexity), (X.shape[0] - 1) / 3))
     tsne = TSNE(n_components=2, perplexity=perplexity, metric=metric, init="pca",
                 learning_rate="auto", random_state=seed)
-    return tsne.fit_transform(X.astype(np.float32)).astype(np.float64)
+    # one thread: for the few hundred points shown, OpenMP threads cost more than they give,
+    # up to 100x on a busy machine
+    with threadpool_limits(limits=1):
+        return tsne.fit_transform(X.astype(np.float32)).astype(np.float64)
 
 
 def select_identities(
@@ -94,12 +108,12 @@ def select_identities(
     Returns:
         The chosen identities, sorted.
     """
-    ids = _as_numpy(ids).reshape(-1)
+    ids = as_numpy(ids).reshape(-1)
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
     candidates = np.unique(ids)
     if modalities is not None:
-        modalities = _as_numpy(modalities).reshape(-1)
+        modalities = as_numpy(modalities).reshape(-1)
         if modalities.shape != ids.shape:
             raise ValueError(f"{len(ids)} ids but {len(modalities)} modalities")
         both = [p for p in candidates
@@ -129,9 +143,9 @@ def tsne_figure(
             identity and modality are always shown.
         title: figure title.
     """
-    points = _as_numpy(points)
-    ids = _as_numpy(ids).reshape(-1)
-    modalities = _as_numpy(modalities).reshape(-1)
+    points = as_numpy(points)
+    ids = as_numpy(ids).reshape(-1)
+    modalities = as_numpy(modalities).reshape(-1)
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(f"points must be [N, 2], got shape {points.shape}")
     n = points.shape[0]
@@ -148,13 +162,15 @@ def tsne_figure(
         [f"{name}=%{{customdata[{i}]}}" for i, name in enumerate(["identity", "modality", *extra])]
     ) + "<extra></extra>"
     fig = go.Figure()
-    for colour_index, pid in enumerate(np.unique(ids)):
+    identities = np.unique(ids)
+    colours = identity_colours(len(identities))
+    for colour_index, pid in enumerate(identities):
         rows = np.flatnonzero(ids == pid)
         custom = [[ids[r].item(), names[r], *(extra[name][r] for name in extra)] for r in rows]
         fig.add_trace(go.Scatter(
             x=points[rows, 0], y=points[rows, 1], mode="markers", name=f"id {pid}",
             marker={"symbol": [MARKERS[int(modalities[r])] for r in rows], "size": 9,
-                    "color": PALETTE[colour_index % len(PALETTE)],
+                    "color": colours[colour_index],
                     "line": {"width": 0.5, "color": "white"}},
             customdata=custom, hovertemplate=template,
         ))
@@ -180,6 +196,7 @@ class TSNECache:
             raise ValueError(f"max_entries must be at least 1, got {max_entries}")
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # one computation at a time; callers of a key wait
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -190,10 +207,11 @@ class TSNECache:
     ) -> np.ndarray:
         """Return the cached ``tsne_embedding(features, seed, perplexity)``, computing it once."""
         key = (model_name, tuple(sorted(int(p) for p in identities)), seed, float(perplexity))
-        if key in self._entries:
-            self._entries.move_to_end(key)
-        else:
-            self._entries[key] = tsne_embedding(features, seed=seed, perplexity=perplexity)
-            if len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-        return self._entries[key]
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+            else:
+                self._entries[key] = tsne_embedding(features, seed=seed, perplexity=perplexity)
+                if len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+            return self._entries[key]

@@ -1,11 +1,13 @@
 """The Gradio app: ``python app.py`` (see :mod:`app.main` for the flags).
 
-- :mod:`app.context`: start-up work and state (dataset, models, cached features, memos);
-- :mod:`app.images`: the safe image loader and the upload component;
-- :mod:`app.errors`: bad input -> ``gr.Error`` messages, argument checks;
-- :mod:`app.ui`: the Blocks layout; one module per tab (``tab_retrieval``, ``tab_attention``,
-  ``tab_features``, ``tab_ablations``, ``tab_failures``), each calling ``analysis`` and
-  ``cycletrans`` only.
+The app lays out what ``analysis`` computes over one ``analysis.session.Session``:
+
+- :mod:`app.ui`: the Blocks layout and the links between tabs; one module per tab
+  (``tab_overview``, ``tab_retrieval``, ``tab_attention``, ``tab_features``, ``tab_ablations``,
+  ``tab_failures``), each calling ``analysis`` and the shared modules below only;
+- :mod:`app.formatting`: captions, marks and sentences the tabs share;
+- :mod:`app.media`: the only served files (marked thumbnails, query copies);
+- :mod:`app.images`: the upload component; :mod:`app.errors`: messages instead of tracebacks.
 
 Nothing is loaded at import time.
 """

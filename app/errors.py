@@ -1,11 +1,13 @@
-"""Bad input becomes a message in the browser (``gr.Error``), and the app keeps serving.
+"""Bad input becomes a message, and the app keeps serving.
 
-:func:`whole_number` checks the handlers' numeric arguments.
+Handlers raise ``ValueError`` (including ``cycletrans.data.images.ImageInputError``) or
+``FileNotFoundError`` with a message saying what was expected and found. Two ways to show it:
 
-Handlers raise ``ValueError`` (including :class:`app.images.ImageInputError`) or
-``FileNotFoundError`` with a message saying what was expected and found; :func:`user_errors`
-turns these into ``gr.Error`` so that Gradio shows the message (in the UI and to API clients)
-instead of a generic "Error".
+- :func:`api_endpoint` registers a public endpoint (``/search``, ...) on a hidden trigger; API
+  callers get the message as an error (``gr.Error``);
+- :func:`in_place` wraps the handler of a UI event: the message goes to one output (the panel
+  the user reads) and a toast, and the other outputs keep what they showed (``gr.skip()``)
+  instead of turning into red "Error" badges.
 
 Example:
     >>> @user_errors
@@ -24,18 +26,46 @@ from typing import Any
 
 import gradio as gr
 
+USER_ERRORS = (ValueError, FileNotFoundError)
+
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a Gradio handler: ValueError / FileNotFoundError -> ``gr.Error(message)``."""
+    """Wrap a handler: ValueError / FileNotFoundError -> ``gr.Error(message)``."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError) as error:
+        except USER_ERRORS as error:
             raise gr.Error(str(error), print_exception=False) from error
 
     return wrapper
+
+
+def in_place(fn: Callable[..., Any], outputs: int, message_at: int,
+             formatted: Callable[[str], Any] = lambda text: f"**⚠ {text}**"
+             ) -> Callable[..., Any]:
+    """Wrap a UI handler with ``outputs`` outputs: on a user error, output ``message_at`` shows
+    ``formatted(message)``, a toast repeats it, and the other outputs are left as they were."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as error:
+            gr.Warning(str(error))
+            kept: list[Any] = [gr.skip()] * outputs
+            kept[message_at] = formatted(str(error))
+            return tuple(kept) if outputs > 1 else kept[0]
+
+    return wrapper
+
+
+def api_endpoint(fn: Callable[..., Any], inputs: list, outputs: list, name: str,
+                 **kwargs: Any) -> None:
+    """Register ``fn`` as the public endpoint ``/name`` on a hidden button (errors raise)."""
+    trigger = gr.Button(visible=False, elem_id=f"api-{name}")
+    trigger.click(user_errors(fn), inputs, outputs, api_name=name, **kwargs)
 
 
 def whole_number(value: Any, name: str, low: int, high: int) -> int:

@@ -7,15 +7,18 @@ cycle, CycleTrans). Flags point it at a real dataset and real checkpoints::
     python app.py --data-root /data/SYSU-MM01 --checkpoint runs/sysu/full/best.safetensors \\
         --baseline-checkpoint runs/sysu/baseline/best.safetensors
 
-Only the dataset folder and the cache folder are served (Gradio's allowed paths); the server
-listens on 127.0.0.1 unless ``--host`` says otherwise, and makes no public link unless
+Start-up prints one line per phase with its time (progress bars only on a terminal). Only
+the images the UI shows are served (the app's media folder: thumbnails and query copies); the
+server listens on 127.0.0.1 unless ``--host`` says otherwise, and makes no public link unless
 ``--share``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import sys
+import time
 from typing import Any
 
 MAX_UPLOAD = "25mb"
@@ -61,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def checkpoints_from_args(args: argparse.Namespace) -> dict:
     """Model name -> checkpoint path (None = not loaded) from the flags."""
-    from app.context import BASELINE, CYCLETRANS, DEFAULT_CHECKPOINTS, NOCYCLE
+    from analysis.session import BASELINE, CYCLETRANS, DEFAULT_CHECKPOINTS, NOCYCLE
 
     given = {CYCLETRANS: args.checkpoint, NOCYCLE: args.nocycle_checkpoint,
              BASELINE: args.baseline_checkpoint}
@@ -70,35 +73,102 @@ def checkpoints_from_args(args: argparse.Namespace) -> dict:
     return given
 
 
-def serve(context: Any, host: str = "127.0.0.1", port: int | None = None, share: bool = False,
-          block: bool = True, quiet: bool = False) -> tuple[Any, str]:
-    """Build the UI of an :class:`~app.context.AppContext` and serve it.
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+MMAP_THRESHOLD = 4 << 20
 
-    Only the dataset and cache folders are served besides Gradio's own upload folder; uploads
-    are limited to ``MAX_UPLOAD``. ``block=False`` returns at once (the server runs in a thread;
-    stop it with ``demo.close()``). Returns ``(demo, url)``.
+
+def return_freed_memory() -> bool:
+    """Have glibc serve allocations of 4 MiB and more by mmap, so that a decoded image's buffers
+    go back to the system when freed instead of staying in the heap of the thread that decoded
+    it (glibc raises its threshold as large blocks are freed; 16 threads decoding one image each
+    then keep 8x one image's memory). Returns whether it applied (glibc only)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
+class ImmutableFiles:
+    """ASGI middleware: served files are content-addressed (Gradio's cache, the app's media),
+    so browsers may keep them: ``Cache-Control: private, max-age=31536000, immutable``."""
+
+    PREFIX = b"/gradio_api/file="
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope.get("raw_path", b"").startswith(self.PREFIX):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_cached(message: dict) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() != b"cache-control"]
+                message = {**message, "headers": [
+                    *headers, (b"cache-control", b"private, max-age=31536000, immutable")]}
+            await send(message)
+
+        await self.app(scope, receive, send_cached)
+
+
+def serve(session: Any, host: str = "127.0.0.1", port: int | None = None, share: bool = False,
+          block: bool = True, log: Any = None) -> tuple[Any, str]:
+    """Build the UI of an :class:`~analysis.session.Session` and serve it.
+
+    Only the app's media folder (thumbnails and query copies) is served besides Gradio's own
+    cache; uploads are limited to ``MAX_UPLOAD``. ``block=False`` returns at once (the server
+    runs in a thread; stop it with ``demo.close()``). ``log``: where the start-up phases and the
+    address are reported (None: nowhere). Returns ``(demo, url)``.
     """
-    from app.ui import build_ui
+    from starlette.middleware import Middleware
 
-    demo = build_ui(context)
+    from analysis.session import phase
+    from app.media import Media
+    from app.ui import CSS, build_ui
+
+    log = log or (lambda _: None)
+    media = Media(session.cache_dir / "media")
+    with phase(log, "interface") as done:
+        demo = build_ui(session, media)
+        done["text"] = "overview, default t-SNE and tables computed"
     demo.queue(default_concurrency_limit=2)
-    _, url, _ = demo.launch(server_name=host, server_port=port, share=share,
-                            allowed_paths=context.served_paths(), max_file_size=MAX_UPLOAD,
-                            footer_links=["api"], prevent_thread_lock=not block, quiet=quiet)
+    _, url, share_url = demo.launch(
+        server_name=host, server_port=port, share=share, allowed_paths=[str(media.folder)],
+        max_file_size=MAX_UPLOAD, footer_links=["api"], prevent_thread_lock=not block,
+        quiet=True, css=CSS, app_kwargs={"middleware": [Middleware(ImmutableFiles)]})
+    where = "this machine only" if host == "127.0.0.1" else f"listening on {host}"
+    log(f"serving at {url} ({where}" + (f"; public link {share_url}" if share_url else
+                                        "; --share makes a public link") + ")")
     return demo, url
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from app.context import build_context
+    start = time.perf_counter()
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    return_freed_memory()
+    log("libraries: loading torch, scikit-learn and gradio ...")
+    import gradio  # noqa: F401  (timed here, not inside a later phase)
+
+    from analysis.session import build_session
     from cycletrans.engine.distributed import resolve_device
 
+    log(f"libraries: loaded ({time.perf_counter() - start:.1f} s)")
     try:
-        context = build_context(data_root=args.data_root, dataset=args.dataset,
+        session = build_session(data_root=args.data_root, dataset=args.dataset,
                                 checkpoints=checkpoints_from_args(args), trial=args.trial,
-                                cache_dir=args.cache_dir, device=str(resolve_device(args.device)))
+                                cache_dir=args.cache_dir, device=str(resolve_device(args.device)),
+                                progress=sys.stderr.isatty(), log=log)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    serve(context, args.host, args.port, args.share)
+    demo, _ = serve(session, args.host, args.port, args.share, block=False, log=log)
+    log(f"ready: start-up took {time.perf_counter() - start:.1f} s (Ctrl-C stops the app)")
+    demo.block_thread()
     return 0

@@ -1,161 +1,167 @@
 """Failure cases tab (``/failures``): the worst queries of a model and what CycleTrans changes.
 
 Inputs ``model``, ``modality`` (of the queries; the gallery is the other modality), ``cameras``
-(query cameras to keep, e.g. ``["3"]``; empty = all) and ``count``. Every test image of that
-modality is a query against every image of the other (``analysis.retrieval``; SYSU-MM01's
-location rule applies). Outputs: the ``count`` worst queries by AP with their top-10 ranked
-identities (``✓`` a true match); the worst query's ranked list as a gallery; the queries
-CycleTrans fixes and breaks against the Baseline (first true match moved to / away from rank
-1, ``analysis.failures.compare_models``); a summary. Selecting a row of any table opens that
-query in the Retrieval and Attention tabs.
+(query cameras of that modality to keep, e.g. ``["3"]``; empty = all) and ``count``. Every test
+image of that modality is a query against every image of the other (SYSU-MM01's location rule
+applies). Outputs: the ``count`` worst queries by AP with their top-10 ranked identities (``✓``
+a true match); the worst query's ranked list as a gallery; the queries CycleTrans fixes and
+breaks against the Baseline (first true match moved to / away from rank 1,
+``analysis.failures.compare_models``); a summary with the selection's mAP and Rank-1
+(``cycletrans.evaluation.rank_metrics`` through the session). In the page, selecting a row of
+any table opens that query in the Retrieval and Attention tabs.
 """
 
 from __future__ import annotations
 
 import functools
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
 from analysis.failures import compare_models, worst_queries
-from app.context import BASELINE, CYCLETRANS, AppContext
-from app.errors import user_errors, whole_number
-from app.tab_attention import AttentionTab
-from app.tab_retrieval import MARKS, RetrievalTab, caption
-from cycletrans.modality import MODALITIES, modality_index, modality_name
+from analysis.session import BASELINE, CYCLETRANS, Session, modality_name
+from app.errors import api_endpoint, in_place, whole_number
+from app.formatting import MARKS, MODALITY_CHOICES, gallery
+from app.media import Media
 
 RANKED = 10
 MAX_COUNT = 100
+DEFAULT_COUNT = 20
 FILE = "file"  # the column holding the query's path relative to the dataset root
+COMPARED = ["pid", "cam", "first_hit_baseline", "first_hit_model", "ap_baseline", "ap_model",
+            "ap_change"]
+OPENS = "select a row to open the query in the Retrieval and Attention tabs"
+HEADERS = {"pid": "id", "ap": "AP", "first_hit": "first match (CMC rank)",
+           "first_hit_baseline": f"first match, {BASELINE}",
+           "first_hit_model": f"first match, {CYCLETRANS}", "ap_baseline": f"AP, {BASELINE}",
+           "ap_model": f"AP, {CYCLETRANS}", "ap_change": "AP change"}
 
 
-def query_cameras(context: AppContext, modality: str) -> list[int]:
-    """Cameras of the test images of ``modality``."""
-    code = modality_index(modality)
-    return sorted({r.cam for r in context.split.records if r.modality == code})
+def camera_choices(session: Session, modality: str) -> list[tuple[str, str]]:
+    """``(label, value)`` of the query cameras of ``modality``."""
+    return [(f"camera {c}", str(c)) for c in session.cameras(modality)]
 
 
-def _cameras(value: Any) -> list[int] | None:
+def _cameras(session: Session, value: Any, modality: str) -> list[int] | None:
     if value is None or value == "" or value == []:
         return None
     items = value if isinstance(value, list | tuple) else [value]
     try:
-        return [int(c) for c in items]
+        cams = [int(c) for c in items]
     except (TypeError, ValueError):
         raise ValueError(f"cameras must be camera numbers, got {value!r}") from None
+    available = session.cameras(modality)
+    if not set(cams) <= set(available):
+        raise ValueError(f"{modality} queries come from cameras {available}, got {cams}")
+    return sorted(set(cams))
 
 
 def _in_cameras(table: pd.DataFrame, cams: list[int] | None) -> pd.DataFrame:
     return table if cams is None else table[table["cam"].isin(cams)]
 
 
-def _relative(context: AppContext, paths: pd.Series) -> list[str]:
-    return [Path(p).relative_to(context.split.root).as_posix() for p in paths]
-
-
-def _ranked_ids(context: AppContext, model: str, path: str) -> str:
-    result = context.search(model, context.test_query(context.path_index[path]), RANKED)
+def _ranked_ids(session: Session, model: str, path: str) -> str:
+    result = session.search(model, session.test_query(session.path_index[path]), RANKED)
     return " ".join(f"{MARKS[bool(m)]}{pid}" for pid, m in
                     zip(result.ranking["pid"], result.ranking["match"], strict=True))
 
 
-def _display(context: AppContext, table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    shown = table.assign(**{FILE: _relative(context, table["path"])})
-    return shown[[FILE, *columns]].round(3)
+def _display(session: Session, table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The ``columns`` of ``table`` under readable names, the file first."""
+    shown = table.assign(**{FILE: [session.relative(p) for p in table["path"]]})
+    return shown[[FILE, *columns]].round(3).rename(columns=HEADERS)
 
 
-def failures(context: AppContext, model: str, modality: str, cameras: Any, count: float
-             ) -> tuple[pd.DataFrame, list, pd.DataFrame, pd.DataFrame, str]:
+def failures(session: Session, media: Media, model: str, modality: str, cameras: Any,
+             count: float) -> tuple[pd.DataFrame, list, pd.DataFrame, pd.DataFrame, str]:
     """The ``/failures`` endpoint (module docstring)."""
-    entry = context.model(model)
+    entry = session.model(model)
     modality = modality_name(modality)
     count = whole_number(count, "count", 1, MAX_COUNT)
-    cams = _cameras(cameras)
-    available = query_cameras(context, modality)
-    if cams is not None and not set(cams) <= set(available):
-        raise ValueError(f"{modality} queries come from cameras {available}, got {cams}")
-    results = context.query_results(entry.name, modality)
+    cams = _cameras(session, cameras, modality)
+    results = session.query_results(entry.name, modality)
     worst = worst_queries(results, k=count, cams=cams)
-    worst = worst.assign(**{f"top-{RANKED} ids": [_ranked_ids(context, entry.name, p)
+    worst = worst.assign(**{f"top-{RANKED} ids": [_ranked_ids(session, entry.name, p)
                                                    for p in worst["path"]]})
-    worst_table = _display(context, worst, ["pid", "cam", "ap", "first_hit",
+    worst_table = _display(session, worst, ["pid", "cam", "ap", "first_hit",
                                             f"top-{RANKED} ids"])
     ranked: list[tuple[str, str]] = []
     if len(worst):
-        query = context.test_query(context.path_index[worst["path"].iloc[0]])
-        result = context.search(entry.name, query, RANKED)
-        ranked = [(str(query.path), f"query · id={query.record.pid} · cam {query.record.cam}")]
-        ranked += [(str(row["path"]), caption(row)) for _, row in result.ranking.iterrows()]
-    columns = ["pid", "cam", "first_hit_baseline", "first_hit_model", "ap_baseline",
-               "ap_model", "ap_change"]
-    fixed = broken = pd.DataFrame(columns=[FILE, *columns])
-    valid = _in_cameras(results[results["ap"].notna()], cams)
+        query = session.test_query(session.path_index[worst["path"].iloc[0]])
+        ranked = [(media.thumbnail(query.path), f"query · id={query.record.pid} · cam "
+                                                f"{query.record.cam}")]
+        ranked += gallery(media, session.search(entry.name, query, RANKED))
+    metrics = session.cross_metrics(entry.name, modality, cams)
     lines = [f"**{entry.name}**, {modality} queries"
-             + (f" from cameras {cams}" if cams else "")
-             + f": {len(valid)} with a true match, mAP {100 * valid['ap'].mean():.2f}, "
-             f"Rank-1 {100 * (valid['first_hit'] == 1).mean():.2f}."]
-    if BASELINE in context.models:
-        comparison = compare_models(context.query_results(BASELINE, modality),
-                                    context.query_results(CYCLETRANS, modality))
-        fixed = _display(context, _in_cameras(comparison.fixed, cams), columns)
-        broken = _display(context, _in_cameras(comparison.broken, cams), columns)
+             + (f" from cameras {', '.join(map(str, cams))}" if cams else "")
+             + f": {metrics['num_valid']} with a true match, mAP {100 * metrics['mAP']:.2f} %,"
+             f" Rank-1 {100 * metrics['r1']:.2f} % (every image of the other modality as "
+             "gallery)."]
+    fixed = broken = pd.DataFrame(columns=[FILE, *COMPARED]).rename(columns=HEADERS)
+    if BASELINE in session.models:
+        comparison = compare_models(session.query_results(BASELINE, modality),
+                                    session.query_results(CYCLETRANS, modality))
+        fixed = _display(session, _in_cameras(comparison.fixed, cams), COMPARED)
+        broken = _display(session, _in_cameras(comparison.broken, cams), COMPARED)
         lines.append(f"{CYCLETRANS} against {BASELINE}: **{len(fixed)} fixed** (first true "
                      f"match moved to rank 1), **{len(broken)} broken** (moved away from it).")
     else:
         lines.append(f"No {BASELINE} model is loaded: nothing to compare {CYCLETRANS} with.")
+    lines.append(f"_In every table, {OPENS}._")
     return worst_table, ranked, fixed, broken, "  \n".join(lines)
 
 
-def open_query(context: AppContext, file: str) -> tuple[str, str]:
+def open_query(session: Session, file: str) -> tuple[str, str]:
     """``(path, modality)`` of the test image at ``file`` (relative to the dataset root)."""
-    path = str(context.split.root / file)
-    if path not in context.path_index:
+    path = str(session.split.root / file)
+    if path not in session.path_index:
         raise ValueError(f"{file!r} is not a test image")
-    return path, modality_name(context.split.records[context.path_index[path]].modality)
+    return path, modality_name(session.split.records[session.path_index[path]].modality)
 
 
-def build(context: AppContext, retrieval: RetrievalTab, attention: AttentionTab,
-          tabs: gr.Tabs, retrieval_tab_id: str) -> None:
-    """Lay out the tab; selecting a row opens the query in the Retrieval and Attention tabs."""
+@dataclass
+class FailuresTab:
+    """The tables whose rows open a query (the page wires them to the other tabs)."""
+
+    tables: list[gr.Dataframe]
+
+
+def build(session: Session, media: Media) -> FailuresTab:
+    """Lay out the tab (showing CycleTrans's worst infrared queries) and wire its inputs."""
+    default = failures(session, media, CYCLETRANS, "infrared", [], DEFAULT_COUNT)
     with gr.Row():
-        model = gr.Dropdown(context.model_names, value=CYCLETRANS, label="Model")
-        modality = gr.Radio(list(MODALITIES[::-1]), value="infrared", label="Query modality")
-        cameras = gr.CheckboxGroup(
-            [(f"{c} ({name})", str(c)) for name in MODALITIES[::-1]
-             for c in query_cameras(context, name)],
-            label="Query cameras (none = all of the query modality)")
-        count = gr.Slider(1, MAX_COUNT, value=20, step=1, label="Worst queries")
+        model = gr.Dropdown(session.model_names, value=CYCLETRANS, label="Model")
+        modality = gr.Radio(MODALITY_CHOICES, value="infrared", label="Query modality",
+                            elem_id="failures-modality")
+        cameras = gr.CheckboxGroup(camera_choices(session, "infrared"),
+                                   label="Query cameras (none = all)",
+                                   elem_id="failures-cameras")
+        count = gr.Slider(1, MAX_COUNT, value=DEFAULT_COUNT, step=1, label="Worst queries")
         button = gr.Button("Find failures", variant="primary", elem_id="failures-button")
-    summary = gr.Markdown(elem_id="failures-summary")
-    worst = gr.Dataframe(label="Worst queries by AP (select a row to open it)",
-                         interactive=False, elem_id="worst-table")
-    ranked = gr.Gallery(label="The worst query and its ranked list", columns=RANKED + 1,
-                        height="auto", object_fit="contain", format="png")
-    with gr.Row():
-        fixed = gr.Dataframe(label=f"Fixed by {CYCLETRANS} (vs {BASELINE})", interactive=False)
-        broken = gr.Dataframe(label=f"Broken by {CYCLETRANS} (vs {BASELINE})",
-                              interactive=False)
+    summary = gr.Markdown(default[4], elem_id="failures-summary")
+    worst = gr.Dataframe(default[0], label=f"Worst queries by AP ({OPENS})", interactive=False,
+                         wrap=True, elem_id="worst-table")
+    ranked = gr.Gallery(default[1], label="The worst query and its ranked list",
+                        columns=RANKED + 1, height="auto", object_fit="contain",
+                        elem_classes=["ranked"])
+    fixed = gr.Dataframe(default[2], label=f"Fixed by {CYCLETRANS} vs {BASELINE} ({OPENS})",
+                         interactive=False, wrap=True, elem_id="fixed-table")
+    broken = gr.Dataframe(default[3], label=f"Broken by {CYCLETRANS} vs {BASELINE} ({OPENS})",
+                          interactive=False, wrap=True, elem_id="broken-table")
     inputs = [model, modality, cameras, count]
     outputs = [worst, ranked, fixed, broken, summary]
-    run = user_errors(functools.partial(failures, context))
-    button.click(run, inputs, outputs, api_name="failures", concurrency_limit=1)
-
-    def select(table: pd.DataFrame, evt: gr.SelectData) -> tuple:
-        file = evt.row_value[list(table.columns).index(FILE)] if evt.row_value else None
-        if not file:
-            raise gr.Error("select a row of the table")
-        try:
-            path, query_modality = open_query(context, file)
-        except ValueError as error:
-            raise gr.Error(str(error)) from error
-        return (path, query_modality, path, query_modality, gr.Tabs(selected=retrieval_tab_id))
-
-    targets = [retrieval.image, retrieval.modality, attention.image, attention.modality, tabs]
-    for table in (worst, fixed, broken):
-        table.select(select, [table], targets, api_visibility="private"
-                     ).success(retrieval.run, retrieval.inputs, retrieval.outputs,
-                               api_visibility="private"
-                     ).success(attention.run, attention.inputs, attention.outputs,
-                               api_visibility="private")
+    handler = functools.partial(failures, session, media)
+    # the page offers the cameras of the chosen modality; the API accepts any (and says which
+    # ones fit)
+    every_camera = gr.CheckboxGroup([str(c) for c in sorted({r.cam for r in
+                                                             session.split.records})],
+                                    label="Query cameras", visible=False)
+    api_endpoint(handler, [model, modality, every_camera, count], outputs, "failures",
+                 concurrency_id="failures", concurrency_limit=1)
+    shown = in_place(handler, len(outputs), len(outputs) - 1)
+    button.click(shown, inputs, outputs, api_visibility="private", concurrency_id="failures")
+    modality.change(lambda m: gr.CheckboxGroup(choices=camera_choices(session, m), value=[]),
+                    [modality], [cameras], api_visibility="private")
+    return FailuresTab([worst, fixed, broken])

@@ -4,78 +4,65 @@ statistics.
 Inputs ``identities`` (how many test identities, default 10) and ``seed`` (which ones, and
 t-SNE's random state). Outputs: one t-SNE plot per model (Baseline, CycleTrans without cycle,
 CycleTrans; None for a model that is not loaded), circles visible and triangles infrared, a
-colour per identity, file and camera on hover (``analysis.tsne``; embeddings cached per model,
-identity set and seed); the modality-gap table of every model over the whole test split
-(``analysis.modality_gap``: mean distances within / across modalities and between identities,
-MMD, Rank-1 and mAP in both directions with every image of the other modality as gallery); one
-pair-distance histogram per model.
+colour per identity, file and camera on hover (``analysis.overview.tsne_figures``); the
+modality-gap table of every model over the whole test split (``analysis.overview.gap_table``:
+mean cosine distance within / across modalities and between identities, their ratio, MMD);
+one pair-distance histogram per model, on one shared axis. The default view is computed at
+start-up and shown when the page opens.
 """
 
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import gradio as gr
-import numpy as np
-import pandas as pd
 
-from analysis.tsne import select_identities, tsne_figure
-from app.context import MODEL_NAMES, AppContext
-from app.errors import user_errors, whole_number
+from analysis.overview import DEFAULT_IDENTITIES, gap_histograms, gap_table, tsne_figures
+from analysis.session import MODEL_NAMES, Session
+from app.errors import api_endpoint, in_place, whole_number
+from app.formatting import percent
 
-DEFAULT_IDENTITIES = 10
 MAX_IDENTITIES = 40
+GAP_NOTE = ("**Modality gap** over the whole test split. Distances are cosine distances "
+            "(1 - cosine similarity of the features, 0 to 2), so models with features of "
+            "other sizes share one scale; *cross / same* near 1 means an identity's images are "
+            "as close across modalities as within one. MMD: eq. 16 between the visible and "
+            "infrared features. Retrieval numbers are on the Overview tab.")
 
 
-def gap_table(context: AppContext) -> pd.DataFrame:
-    """One row of modality-gap statistics per loaded model, rounded for display."""
-    return pd.DataFrame([context.gap(name).row for name in context.models]).round(3)
-
-
-def tsne(context: AppContext, identities: float, seed: float) -> tuple:
+def tsne(session: Session, identities: float, seed: float) -> tuple:
     """The ``/tsne`` endpoint (module docstring)."""
     count = whole_number(identities, "identities", 2, MAX_IDENTITIES)
     seed = whole_number(seed, "seed", 0, 2**31 - 1)
-    reference = next(iter(context.models.values())).features
-    chosen = select_identities(reference.ids, count=count, seed=seed,
-                               modalities=reference.modalities)
-    rows = np.isin(reference.ids, chosen)
-    root = context.split.root
-    files = [Path(p).relative_to(root).as_posix() for p in reference.paths[rows]]
-    plots = []
-    for name in MODEL_NAMES:
-        if name not in context.models:
-            plots.append(None)
-            continue
-        features = context.model(name).features
-        points = context.tsne_cache.embedding(name, chosen, seed, features.features[rows])
-        plots.append(tsne_figure(points, features.ids[rows], features.modalities[rows],
-                                 hover={"camera": features.cams[rows], "file": files},
-                                 title=name))
-    histograms = [context.gap(name).histogram if name in context.models else None
-                  for name in MODEL_NAMES]
-    return (*plots, gap_table(context), *histograms)
+    return (*tsne_figures(session, count, seed), percent(gap_table(session), 3),
+            *gap_histograms(session))
 
 
-def build(context: AppContext) -> None:
-    """Lay out the tab and wire its button."""
+def build(session: Session) -> None:
+    """Lay out the tab (showing the default view) and wire its button."""
+    default = tsne(session, DEFAULT_IDENTITIES, 0)
     with gr.Row():
         identities = gr.Slider(2, MAX_IDENTITIES, value=DEFAULT_IDENTITIES, step=1,
                                label="Test identities")
         seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (which identities)")
         button = gr.Button("Show feature space", variant="primary", elem_id="tsne-button")
+    gr.Markdown("t-SNE of the retrieval features: ● visible, ▲ infrared, one colour per "
+                "identity (hover for file and camera).")
+    status = gr.Markdown(elem_id="tsne-status")
     with gr.Row():
-        plots = [gr.Plot(label=f"t-SNE: {name}", visible=name in context.models,
+        plots = [gr.Plot(default[i], label=f"t-SNE: {name}", visible=name in session.models,
                          elem_id=f"tsne-plot-{i}") for i, name in enumerate(MODEL_NAMES)]
-    gr.Markdown("**Modality gap** over the whole test split (every image of the other "
-                "modality as gallery; not the official single-shot protocol). Distances are "
-                "euclidean, as in the evaluation; percentages for Rank-1 and mAP.")
-    table = gr.Dataframe(label="Modality-gap statistics", interactive=False,
-                         elem_id="gap-table")
+    gr.Markdown(GAP_NOTE)
+    table = gr.Dataframe(default[3], label="Modality-gap statistics (cosine distance)",
+                         interactive=False, wrap=True, elem_id="gap-table")
     with gr.Row():
-        histograms = [gr.Plot(label=f"Pair distances: {name}", visible=name in context.models)
-                      for name in MODEL_NAMES]
+        histograms = [gr.Plot(default[4 + i], label=f"Pair distances: {name}",
+                              visible=name in session.models)
+                      for i, name in enumerate(MODEL_NAMES)]
     outputs = [*plots, table, *histograms]
-    button.click(user_errors(functools.partial(tsne, context)), [identities, seed], outputs,
-                 api_name="tsne", concurrency_limit=1)
+    handler = functools.partial(tsne, session)
+    api_endpoint(handler, [identities, seed], outputs, "tsne", concurrency_id="tsne",
+                 concurrency_limit=1)
+    shown = in_place(lambda *args: (*handler(*args), ""), len(outputs) + 1, len(outputs))
+    button.click(shown, [identities, seed], [*outputs, status], api_visibility="private",
+                 concurrency_id="tsne", concurrency_limit=1)

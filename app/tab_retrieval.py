@@ -1,13 +1,15 @@
 """Retrieval tab (``/search``): a query's top-k of the other modality, with AP when known.
 
 Inputs ``image`` (a file), ``modality`` ("infrared" / "visible"), ``model`` (a model name),
-``top_k``. Outputs: the chosen model's ranked gallery (captions ``#rank ✓/✗ id=<identity> ·
-cam <c> · sim <cosine>``), a summary (the query, its AP and first-hit rank when its identity is
-known), the same as JSON, and the Baseline's and CycleTrans's rankings side by side.
+``top_k``. Outputs: the model's ranked gallery (thumbnails framed green / red by their mark,
+captions ``#rank ✓/✗ id=<identity> · cam <c> · dist <distance>``), a summary (the query, its
+AP and first true match when its identity is known, or why not), and the same as JSON. In the
+page, a second gallery ranks the same query with the model to compare (the Baseline, or
+CycleTrans when the Baseline is chosen).
 
-A query is a test image when picked from the test set (random, by identity, or from the failure
-list) or when an uploaded file's bytes equal a test image: then its identity and camera are
-known and its AP and first hit follow the dataset's protocol (``analysis.retrieval``).
+A query is a test image when picked from the test set (random, by identity, from the Overview
+or the failure list) or when an uploaded file's bytes equal a test image: then its identity and
+camera are known and its AP and first hit follow the dataset's protocol (``analysis.session``).
 """
 
 from __future__ import annotations
@@ -18,20 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
 
 from analysis.retrieval import SearchResult
-from app.context import BASELINE, CYCLETRANS, AppContext, Query
-from app.errors import user_errors, whole_number
+from analysis.session import BASELINE, CYCLETRANS, Query, Session
+from app.errors import api_endpoint, in_place, user_errors, whole_number
+from app.formatting import MODALITY_CHOICES, RANKED_BY, gallery, query_line, result_line
 from app.images import upload_image
-from cycletrans.modality import MODALITIES, modality_name
+from app.media import Media
 
 MAX_TOP_K = 50
 DEFAULT_TOP_K = 10
-MARKS = {True: "✓", False: "✗"}
-CMC_NOTES = {"sysu": "_First true match: its CMC rank, counted as SYSU-MM01's protocol does: "
-                     "repeated identities removed from the list._",
-             "regdb": "_First true match: its rank in the list (RegDB protocol)._"}
+START = "Upload an image or pick a test query, then search."
 
 
 def check_top_k(top_k: Any) -> int:
@@ -39,151 +38,153 @@ def check_top_k(top_k: Any) -> int:
     return whole_number(top_k, "top_k", 1, MAX_TOP_K)
 
 
-def caption(row: Any) -> str:
-    """``#3 ✓ id=12 · cam 4 · sim 0.812`` for a ranking row (no mark when unknown)."""
-    mark = MARKS.get(row["match"]) if row["match"] is not None else None
-    return (f"#{row['rank']}{' ' + mark if mark else ''} id={row['pid']} · cam {row['cam']}"
-            f" · sim {row['similarity']:.3f}")
-
-
-def gallery_items(result: SearchResult) -> list[tuple[str, str]]:
-    """``(image path, caption)`` per ranked gallery image."""
-    return [(str(row["path"]), caption(row)) for _, row in result.ranking.iterrows()]
-
-
-def describe_query(context: AppContext, query: Query) -> str:
-    """One line saying what the query is."""
-    if query.record is None:
-        return (f"**Query:** uploaded {query.modality} image (not a test image: identity "
-                "unknown, no AP)")
-    r = query.record
-    relative = Path(r.path).relative_to(context.split.root).as_posix()
-    return (f"**Query:** test image `{relative}` · id={r.pid} · cam {r.cam} · {query.modality}"
-            + (f"  \n_{query.note}_" if query.note else ""))
-
-
-def result_line(name: str, result: SearchResult) -> str:
-    """``CycleTrans: AP 0.812 · first true match at rank 1`` (or why there is none)."""
-    if result.ap is None:
-        return f"**{name}:** AP n/a (no true match among the gallery images)"
-    return f"**{name}:** AP {result.ap:.3f} · first true match at rank {result.first_hit}"
+def compared_model(session: Session, model: str) -> str | None:
+    """The model whose ranking is shown beside ``model``'s (None when only one is loaded)."""
+    other = BASELINE if model == CYCLETRANS else CYCLETRANS
+    return other if other in session.models and other != model else None
 
 
 def result_json(name: str, result: SearchResult) -> dict[str, Any]:
     return {"model": name, "ap": result.ap, "first_hit": result.first_hit,
+            "first_position": result.first_position, "no_match": result.no_match or None,
             "gallery_size": result.gallery_size,
             "ranking": [{"rank": int(row["rank"]), "id": int(row["pid"]), "cam": int(row["cam"]),
-                         "similarity": round(float(row["similarity"]), 4),
                          "distance": round(float(row["distance"]), 4),
+                         "similarity": round(float(row["similarity"]), 4),
                          "match": None if row["match"] is None else bool(row["match"]),
                          "file": Path(row["path"]).name}
                         for _, row in result.ranking.iterrows()]}
 
 
-def search(context: AppContext, image: str | None, modality: str, model: str,
-           top_k: float) -> tuple[list, str, dict, list, list]:
+def search(session: Session, media: Media, image: str | None, modality: str, model: str,
+           top_k: float) -> tuple[list, str, dict]:
     """The ``/search`` endpoint (module docstring)."""
     top_k = check_top_k(top_k)
-    entry = context.model(model)
-    query = context.query(image, modality)
-    result = context.search(entry.name, query, top_k)
-    compared = {name: result if name == entry.name else context.search(name, query, top_k)
-                for name in (BASELINE, CYCLETRANS) if name in context.models}
-    lines = [describe_query(context, query), result_line(entry.name, result)]
-    if query.record is not None:
-        lines += [result_line(name, r) for name, r in compared.items() if name != entry.name]
-        lines.append(CMC_NOTES[context.split.protocol])
+    entry = session.model(model)
+    query = session.query(image, modality)
+    result = session.search(entry.name, query, top_k)
+    lines = [query_line(session, query), result_line(entry.name, query, result)]
+    other = compared_model(session, entry.name)
+    compared = session.search(other, query, top_k) if other else None
+    if compared is not None and query.record is not None:
+        lines.append(result_line(other, query, compared))
+    lines.append(f"_{RANKED_BY}_")
     details = {"query": {"modality": query.modality,
                          "id": query.record.pid if query.record else None,
                          "cam": query.record.cam if query.record else None,
-                         "test_image": query.record is not None},
+                         "test_image": query.record is not None, "warning": query.warning or None},
                "result": result_json(entry.name, result),
-               "compared": [result_json(name, r) for name, r in compared.items()]}
-    side = [gallery_items(compared[name]) if name in compared else []
-            for name in (BASELINE, CYCLETRANS)]
-    return gallery_items(result), "  \n".join(lines), details, side[0], side[1]
+               "compared": [result_json(other, compared)] if compared is not None else []}
+    if query.warning:
+        gr.Warning(query.warning)
+    return gallery(media, result), "  \n".join(lines), details
 
 
-def random_query(context: AppContext, modality: str, seed: int | None = None
-                 ) -> tuple[str, str]:
-    """A random test image of ``modality``: ``(path, modality)``."""
-    modality = modality_name(modality)
-    candidates = [i for i, r in enumerate(context.split.records)
-                  if modality_name(r.modality) == modality]
-    if not candidates:
-        raise ValueError(f"the test split has no {modality} image")
-    index = int(np.random.default_rng(seed).choice(candidates))
-    return context.split.records[index].path, modality
+def labelled(session: Session, media: Media, *args: Any) -> tuple[Any, str, dict]:
+    """:func:`search` for the page: the gallery titled with its model and k."""
+    ranked, summary, details = search(session, media, *args)
+    return (gr.Gallery(ranked, label=f"{details['result']['model']}: top {len(ranked)}"),
+            summary, details)
 
 
-def identity_query(context: AppContext, identity: Any, modality: str, seed: int | None = None
-                   ) -> tuple[str, str]:
-    """A random test image of person ``identity``, in ``modality`` if it has one there."""
-    try:
-        pid = int(identity)
-    except (TypeError, ValueError):
-        raise ValueError(f"choose a test identity, got {identity!r}") from None
-    images = [r for r in context.split.records if r.pid == pid]
-    if not images:
-        raise ValueError(f"identity {pid} is not in the test split")
-    same = [r for r in images if modality_name(r.modality) == modality_name(modality)]
-    record = (same or images)[int(np.random.default_rng(seed).integers(len(same or images)))]
-    return record.path, modality_name(record.modality)
+def compare(session: Session, media: Media, image: str | None, modality: str, model: str,
+            top_k: float) -> Any:
+    """The compared model's gallery for the same query (the page's second gallery)."""
+    other = compared_model(session, model)
+    if other is None:
+        return gr.Gallery(value=[], visible=False)
+    result = session.search(other, session.query(image, modality), check_top_k(top_k))
+    return gr.Gallery(value=gallery(media, result), label=f"{other}: the same query",
+                      visible=True)
+
+
+def check_upload(session: Session, image: str | None, modality: str) -> str:
+    """The query status under the upload: what it is, or what is wrong with it."""
+    if not image:
+        return ""
+    query = session.query(image, modality)
+    if query.warning:
+        gr.Warning(query.warning)
+    return query_line(session, query)
+
+
+def pick(session: Session, media: Media, query: Query) -> tuple[str, str, str]:
+    """``(served image, modality, status line)`` of a picked test query."""
+    return media.original(query.path), query.modality, query_line(session, query)
 
 
 @dataclass
 class RetrievalTab:
-    """The components other tabs wire to."""
+    """The components other tabs and the page wire to; :meth:`then_search` chains a search."""
 
     image: gr.Image
     modality: gr.Radio
     model: gr.Dropdown
-    top_k: gr.Slider
+    status: gr.Markdown
     gallery: gr.Gallery
     inputs: list
     outputs: list
-    run: Any  # the bound search handler
+    shown: Any
+    compared: Any
+    other: gr.Gallery
+
+    def then_search(self, event: Any) -> Any:
+        """After ``event`` succeeds: the search and the compared model's gallery."""
+        return (event.success(self.shown, self.inputs, self.outputs, api_visibility="private",
+                              concurrency_id="search", concurrency_limit=4)
+                .then(self.compared, self.inputs, [self.other], api_visibility="private",
+                      concurrency_id="search"))
 
 
-def build(context: AppContext) -> RetrievalTab:
+def build(session: Session, media: Media) -> RetrievalTab:
     """Lay out the tab (inside a ``gr.Tab``) and wire its own events."""
-    ids = sorted({r.pid for r in context.split.records})
+    ids = sorted({r.pid for r in session.split.records})
     with gr.Row():
-        with gr.Column(scale=1, min_width=260):
+        with gr.Column(scale=1, min_width=280):
             image = upload_image(label="Query image", sources=["upload", "clipboard"],
-                                height=280, elem_id="query-image")
-            modality = gr.Radio(list(MODALITIES[::-1]), value="infrared",
-                                label="Query modality", elem_id="query-modality")
-            model = gr.Dropdown(context.model_names, value=CYCLETRANS, label="Model")
+                                 height=340, elem_id="query-image", elem_classes=["query-view"])
+            status = gr.Markdown(elem_id="query-status")
+            modality = gr.Radio(MODALITY_CHOICES, value="infrared", label="Query modality",
+                                elem_id="query-modality")
+            model = gr.Dropdown(session.model_names, value=CYCLETRANS, label="Model")
             top_k = gr.Slider(1, MAX_TOP_K, value=DEFAULT_TOP_K, step=1, label="Top-k")
             search_button = gr.Button("Search", variant="primary", elem_id="search-button")
             with gr.Accordion("Pick a test query", open=True):
                 random_button = gr.Button("Random test query", elem_id="random-query")
+                unmatched = gr.Checkbox(False, label="include queries with no true match")
                 with gr.Row():
                     identity = gr.Dropdown(ids, value=ids[0] if ids else None,
                                            label="Test identity", min_width=100)
                     identity_button = gr.Button("Query of this identity", min_width=100)
         with gr.Column(scale=3):
-            summary = gr.Markdown("Upload an image or pick a test query, then search.",
-                                  elem_id="search-summary")
-            gallery = gr.Gallery(label="Top-k of the other modality", columns=5, height="auto",
-                                 object_fit="contain", format="png", elem_id="search-gallery")
-            with gr.Row():
-                baseline_gallery = gr.Gallery(label=f"{BASELINE} ranking", columns=4,
-                                              height="auto", object_fit="contain", format="png",
-                                              visible=BASELINE in context.models)
-                cycletrans_gallery = gr.Gallery(label=f"{CYCLETRANS} ranking", columns=4,
-                                                height="auto", object_fit="contain", format="png")
+            summary = gr.Markdown(START, elem_id="search-summary")
+            # stacked, so that rank i of both models sits in one column
+            ranked = gr.Gallery(label="Ranking of the chosen model", columns=DEFAULT_TOP_K,
+                                height="auto", object_fit="contain", elem_id="search-gallery",
+                                elem_classes=["ranked"])
+            other = gr.Gallery(label="Compared model: the same query", columns=DEFAULT_TOP_K,
+                               height="auto", object_fit="contain", elem_id="compare-gallery",
+                               elem_classes=["ranked"], visible=len(session.models) > 1)
             with gr.Accordion("Details (JSON)", open=False):
                 details = gr.JSON(label="Search result")
     inputs = [image, modality, model, top_k]
-    outputs = [gallery, summary, details, baseline_gallery, cycletrans_gallery]
-    run = user_errors(functools.partial(search, context))
-    search_button.click(run, inputs, outputs, api_name="search", concurrency_limit=4)
-    random_button.click(user_errors(functools.partial(random_query, context)), [modality],
-                        [image, modality], api_visibility="private"
-                        ).success(run, inputs, outputs, api_visibility="private")
-    identity_button.click(user_errors(functools.partial(identity_query, context)),
-                          [identity, modality], [image, modality], api_visibility="private"
-                          ).success(run, inputs, outputs, api_visibility="private")
-    return RetrievalTab(image, modality, model, top_k, gallery, inputs, outputs, run)
+    outputs = [ranked, summary, details]
+    handler = functools.partial(search, session, media)
+    api_endpoint(handler, inputs, outputs, "search", concurrency_id="search",
+                 concurrency_limit=4)
+    tab = RetrievalTab(image, modality, model, status, ranked, inputs, outputs,
+                       in_place(functools.partial(labelled, session, media), 3, 1),
+                       in_place(functools.partial(compare, session, media), 1, 0,
+                                formatted=lambda _: gr.skip()), other)
+    tab.then_search(search_button.click(lambda: None, None, None, api_visibility="private"))
+    checked = in_place(functools.partial(check_upload, session), 1, 0)
+    for event in (image.upload, modality.input):
+        event(checked, [image, modality], [status], api_visibility="private")
+    picked = [image, modality, status]
+    tab.then_search(random_button.click(
+        user_errors(lambda m, u: pick(session, media, session.random_query(
+            m, matched_only=not u))), [modality, unmatched], picked, api_visibility="private"))
+    tab.then_search(identity_button.click(
+        user_errors(lambda i, m: pick(session, media, session.identity_query(i, m))),
+        [identity, modality], picked, api_visibility="private"))
+    return tab

@@ -1,9 +1,10 @@
 """Screenshots of each tab of the real demo app, for the README: ``assets/screenshots/*.png``.
 
 Starts the app as ``python app.py`` would (the demo set and the shipped checkpoints, or the
-flags given), drives Debian's Chromium through Playwright over every tab (a random retrieval,
-Grad-CAM of its top match, the feature space, the ablation tables, the failure cases, then a
-failure opened in the Retrieval tab) and saves one full-page screenshot per tab. Needs
+flags given), drives Debian's Chromium through Playwright over every tab (the overview, a
+random retrieval, Grad-CAM of its top match, the feature space, the ablation tables, the
+failure cases, then a failure opened in the Retrieval tab) and saves one full-page screenshot
+per tab. Needs
 ``/usr/bin/chromium`` (never ``playwright install``).
 
 The tour (:func:`tour`) is also what ``tests/test_browser.py`` runs on a tiny app: it waits for
@@ -64,12 +65,27 @@ def _open_tab(page: Any, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
+def _marks(page: Any, gallery: str) -> list[tuple[str, str]]:
+    """``(mark of the thumbnail file, caption)`` of each image of a ranked gallery."""
+    return page.eval_on_selector_all(
+        gallery + " button.thumbnail-item, " + gallery + " .thumbnail-item",
+        "items => items.map(item => [(item.querySelector('img') || {}).src || '',"
+        " item.innerText || ''])")
+
+
+def _choose(page: Any, label: str, option: str) -> None:
+    """Pick ``option`` in the dropdown labelled ``label``."""
+    page.get_by_label(label, exact=True).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
 def tour(page: Any, url: str, out_dir: Path, top_k: int = 10) -> dict[str, Any]:
     """Visit every tab of the app at ``url``, run its main action, screenshot it.
 
-    Returns what was seen: thumbnails in the retrieval gallery, Grad-CAM and anchor images,
-    t-SNE plots, rows of the paper table and of the worst-queries table, the retrieval
-    summary after opening a failure, and the screenshot paths (``out_dir/<tab>.png``).
+    Returns what was seen: the overview's table rows and plots, thumbnails and their marks in
+    the retrieval gallery, Grad-CAM and anchor images, t-SNE plots, rows of the paper table,
+    the ablation status for a paper table without reproduction, the failure tables, the
+    retrieval summary after opening a failure, and the screenshot paths (``out_dir/<tab>.png``).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     seen: dict[str, Any] = {"screenshots": []}
@@ -80,12 +96,20 @@ def tour(page: Any, url: str, out_dir: Path, top_k: int = 10) -> dict[str, Any]:
         seen["screenshots"].append(path)
 
     page.goto(url, wait_until="domcontentloaded")
-    page.get_by_role("tab", name="Retrieval").wait_for(timeout=TIMEOUT_MS)
+    page.get_by_role("tab", name="Overview").wait_for(timeout=TIMEOUT_MS)
+    seen["overview_rows"] = _wait_count(page, "#overview-table" + ROWS, 1)
+    seen["overview_plots"] = _wait_count(page, ".js-plotly-plot", 1)
+    seen["overview_story"] = _text(page, "#overview-story")
+    seen["overview_example"] = _text(page, "#overview-example")
+    shot("overview")
 
+    _open_tab(page, "Retrieval")
     page.click("#random-query")
     seen["retrieval_thumbnails"] = _wait_count(page, "#search-gallery img", top_k)
     seen["retrieval_summary"] = _text(page, "#search-summary")
-    _wait_images(page, "#search-gallery img")
+    _wait_count(page, "#compare-gallery img", top_k)
+    _wait_images(page, "#search-gallery img, #compare-gallery img")
+    seen["retrieval_marks"] = _marks(page, "#search-gallery")
     shot("retrieval")
 
     _open_tab(page, "Attention")
@@ -97,7 +121,6 @@ def tour(page: Any, url: str, out_dir: Path, top_k: int = 10) -> dict[str, Any]:
     shot("attention")
 
     _open_tab(page, "Feature space")
-    page.click("#tsne-button")
     seen["tsne_plots"] = _wait_count(page, "[id^=tsne-plot] .js-plotly-plot", 1)
     _wait_count(page, "#gap-table" + ROWS, 1)
     shot("feature-space")
@@ -108,7 +131,6 @@ def tour(page: Any, url: str, out_dir: Path, top_k: int = 10) -> dict[str, Any]:
     shot("ablations")
 
     _open_tab(page, "Failure cases")
-    page.click("#failures-button")
     seen["worst_rows"] = _wait_count(page, "#worst-table" + ROWS, 1)
     shot("failure-cases")
 
@@ -140,14 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     from playwright.sync_api import sync_playwright
 
-    from app.context import build_context
+    from analysis.session import build_session
     from app.main import checkpoints_from_args, parse_args, serve
 
     app_args = parse_args(app_argv)
-    context = build_context(data_root=app_args.data_root, dataset=app_args.dataset,
+    session = build_session(data_root=app_args.data_root, dataset=app_args.dataset,
                             checkpoints=checkpoints_from_args(app_args), trial=app_args.trial,
-                            cache_dir=app_args.cache_dir)
-    demo, url = serve(context, port=args.port, block=False, quiet=True)
+                            cache_dir=app_args.cache_dir, progress=sys.stderr.isatty())
+    demo, url = serve(session, port=args.port, block=False, log=print)
     try:
         with sync_playwright() as playwright:
             browser = launch_browser(playwright)

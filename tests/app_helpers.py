@@ -19,7 +19,7 @@ import torch
 
 import cycletrans
 from analysis.ablation_tables import reproduced_table, save_reproduced_table
-from app.context import BASELINE, CYCLETRANS, NOCYCLE, AppContext, build_context
+from analysis.session import BASELINE, CYCLETRANS, NOCYCLE, Session, build_session
 from cycletrans.data.synth import Preset, generate
 
 TINY_PRESET = Preset("apptiny", height=64, width=32, supersample=1, num_ids=(2, 1, 6),
@@ -65,20 +65,20 @@ def write_reproduced_table(folder: Path) -> Path:
     return path
 
 
-def tiny_context(tmp: Path) -> AppContext:
-    """Dataset, checkpoints, a results folder and the context over them, all under ``tmp``."""
-    return build_context(data_root=write_dataset(tmp / "data"),
+def tiny_session(tmp: Path) -> Session:
+    """Dataset, checkpoints, a results folder and the session over them, all under ``tmp``."""
+    return build_session(data_root=write_dataset(tmp / "data"),
                          checkpoints=write_checkpoints(tmp / "checkpoints"),
                          cache_dir=tmp / "cache", progress=False, log=lambda _: None,
                          results_dir=write_reproduced_table(tmp / "results").parent)
 
 
 @contextlib.contextmanager
-def running_app(context: AppContext) -> Iterator[str]:
-    """Serve the app of ``context`` in this process (``app.main.serve``); yields the URL."""
+def running_app(session: Session) -> Iterator[str]:
+    """Serve the app of ``session`` in this process (``app.main.serve``); yields the URL."""
     from app.main import serve
 
-    demo, url = serve(context, block=False, quiet=True)
+    demo, url = serve(session, block=False)
     try:
         yield url
     finally:

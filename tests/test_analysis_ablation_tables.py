@@ -12,6 +12,7 @@ from analysis.ablation_tables import (
     METRICS,
     ablation_chart,
     compare_with_paper,
+    find_reproduced,
     load_reproduced_table,
     paper_rows,
     reproduced_table,
@@ -116,8 +117,9 @@ def test_compare_with_table_iii_matches_full_to_the_dmm_row():
 def test_chart_of_a_comparison_has_paper_and_ours_bars(table2):
     fig = ablation_chart(compare_with_paper(table2, 2), "Rank-1")
     assert [trace.name for trace in fig.data] == ["paper", "ours"]
-    assert list(fig.data[0].x) == list(load_paper_table(2)["Method"])
-    paper_bars, our_bars = list(fig.data[0].y), list(fig.data[1].y)
+    assert list(fig.data[0].y) == list(load_paper_table(2)["Method"])
+    assert fig.data[0].orientation == "h"  # long method names stay readable
+    paper_bars, our_bars = list(fig.data[0].x), list(fig.data[1].x)
     assert (paper_bars[0], paper_bars[-1]) == (58.99, 71.96)
     assert (our_bars[0], our_bars[-1]) == (50.0, 75.0)
 
@@ -125,9 +127,16 @@ def test_chart_of_a_comparison_has_paper_and_ours_bars(table2):
 def test_chart_of_a_single_table_has_one_bar_per_row():
     fig = ablation_chart(load_paper_table(3), "mAP")
     assert len(fig.data) == 1
-    assert list(fig.data[0].y) == [54.29, 64.32, 62.66, 63.55, 67.24]
+    assert list(fig.data[0].x) == [54.29, 64.32, 62.66, 63.55, 67.24]
     table1 = load_paper_table(1).assign(setting=lambda t: "k=" + t["k"].astype(str))
-    assert len(ablation_chart(table1, "Rank-1", label="setting").data[0].x) == 8
+    assert len(ablation_chart(table1, "Rank-1", label="setting").data[0].y) == 8
+
+
+def test_reproduced_tables_are_found_by_the_paper_table_they_reproduce(table2, tmp_path):
+    save_reproduced_table(table2, tmp_path / "runs" / "t2", table=2)
+    (tmp_path / "other.json").write_text('{"hello": 1}')
+    assert find_reproduced(tmp_path) == {2: [tmp_path / "runs" / "t2.json"]}
+    assert find_reproduced(tmp_path / "missing") == {}
 
 
 def test_bad_input_raises_clear_errors(table2, tmp_path):

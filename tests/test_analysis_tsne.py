@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.tsne import TSNECache, select_identities, tsne_embedding, tsne_figure
+from analysis.tsne import (
+    TSNECache,
+    identity_colours,
+    select_identities,
+    tsne_embedding,
+    tsne_figure,
+)
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +106,15 @@ def test_figure_has_one_trace_and_colour_per_identity_and_markers_per_modality(t
     assert list(first.customdata[3])[:3] == [4, "infrared", 3]
     for field in ("identity", "modality", "camera", "file"):
         assert f"{field}=%{{customdata" in first.hovertemplate
+
+
+@pytest.mark.parametrize("count", [3, 10, 11, 40])
+def test_every_identity_shown_gets_its_own_colour(count):
+    colours = identity_colours(count)
+    assert len(set(colours)) == count  # no colour repeats, up to the app's 40 identities
+    ids = np.repeat(np.arange(count), 2)
+    fig = tsne_figure(np.zeros((2 * count, 2)), ids, np.tile([0, 1], count))
+    assert len({trace.marker.color for trace in fig.data}) == count
 
 
 def test_figure_rejects_mismatched_or_bad_input(toy):

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from analysis.paper_tables import PAPER_DIR, load_paper_table, paper_caption, paper_table_info
+from analysis.paper_tables import (
+    PAPER_DIR,
+    load_paper_table,
+    paper_caption,
+    paper_table_info,
+    readable_caption,
+)
 
 PAPER_TEXT = Path("/work/shared/paper/cycletrans-tnnls2024.md")
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI"}
@@ -159,3 +165,10 @@ def test_every_cell_matches_the_paper_text(n):
         name = paper[0].replace("D <sup>2</sup> RL", "D2RL")
         if n > 1 and "$" not in name:
             assert ours[0] == name
+
+
+def test_readable_captions_are_sentence_case_with_names_as_spelled():
+    assert readable_caption(4).startswith("Comparison between CycleTrans and the SOTA methods "
+                                          "on SYSU-MM01. The best performance is bold")
+    assert "AGW [17]" in readable_caption(4)
+    assert readable_caption(5).startswith("Comparison with SOTA methods on RegDB.")

@@ -19,6 +19,8 @@ Example:
 
 from __future__ import annotations
 
+import torch
+from PIL import Image
 from torchvision import transforms
 
 from cycletrans.preprocessing import Preprocessing
@@ -71,3 +73,11 @@ def build_transforms(
             )
         )
     return transforms.Compose(steps)
+
+
+def image_batch(image: Image.Image, preprocessing: Preprocessing) -> torch.Tensor:
+    """``[1, 3, H, W]``: one RGB PIL image with the test-time preprocessing (a model's input)."""
+    if not isinstance(image, Image.Image) or image.mode != "RGB":
+        kind = image.mode if isinstance(image, Image.Image) else type(image).__name__
+        raise ValueError(f"expected an RGB PIL image, got {kind}")
+    return build_transforms(preprocessing, train=False)(image)[None]

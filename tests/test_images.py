@@ -1,4 +1,5 @@
-"""The app's safe image loader (app.images.load_image) on every kind of bad or unusual input.
+"""The safe loader of untrusted images (cycletrans.data.images.load_image) on every kind of bad
+or unusual input, its memory bounds, and the app's upload component (app.images).
 
 Every file is generated in tmp_path. Sensible inputs are converted to RGB (RGBA, palette,
 16-bit and 32-bit thermal, grey, 1-bit, EXIF-rotated, animated, huge); the rest raise
@@ -9,9 +10,15 @@ refused from their header, before any pixel is decoded.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import struct
+import threading
+import time
+import tracemalloc
 import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +26,14 @@ import pytest
 from gradio.data_classes import ImageData
 from PIL import Image
 
-from app.images import (
+from app.images import save_data_url, upload_image
+from cycletrans.data import images
+from cycletrans.data.images import (
     MAX_PIXELS,
+    DecodeBudget,
     ImageInputError,
     file_digest,
     load_image,
-    save_data_url,
-    upload_image,
 )
 
 
@@ -148,20 +156,91 @@ def test_tiny_images_are_refused(tmp_path: Path) -> None:
         load_image(path)
 
 
-def test_decompression_bomb_is_refused_from_its_header(tmp_path: Path) -> None:
-    # 50,000 x 50,000 declared: PIL itself refuses to open it
-    with pytest.raises(ImageInputError, match="too many pixels"):
-        load_image(png_header_only(tmp_path / "bomb.png", 50_000, 50_000))
-    # above the app's own limit but below PIL's: refused before decoding
-    side = int(MAX_PIXELS**0.5) + 100
-    with pytest.raises(ImageInputError, match="decompression bombs"):
-        load_image(png_header_only(tmp_path / "large.png", side, side))
+@pytest.mark.parametrize("side", [50_000, 20_000, int(MAX_PIXELS**0.5) + 100])
+def test_every_decompression_bomb_gets_the_same_friendly_message(tmp_path: Path, side: int
+                                                                 ) -> None:
+    # 50,000 and 20,000 square: above Pillow's own limit (it refuses to open them); the third
+    # is above ours only: all are refused from the header, before decoding, in the same words
+    path = png_header_only(tmp_path / "bomb.png", side, side)
+    with pytest.raises(ImageInputError) as refused:
+        load_image(path)
+    assert str(refused.value) == (f"bomb.png has {side * side:,} pixels: too many to decode "
+                                  f"safely (the limit is {MAX_PIXELS:,} pixels, a guard against "
+                                  "decompression bombs); downscale it first")
+
+
+def test_a_jpeg_counts_the_pixels_it_decodes_at_reduced_scale(tmp_path: Path) -> None:
+    jpeg, png = tmp_path / "wide.jpg", tmp_path / "wide.png"
+    Image.new("RGB", (2000, 1000), "gray").save(jpeg)
+    Image.new("RGB", (2000, 1000), "gray").save(png)
+    # 2 M pixels in the header; the JPEG decodes at 1/2 scale (0.5 M) to fit max_side 1000
+    assert load_image(jpeg, max_pixels=1_000_000, max_side=1000).size == (1000, 500)
+    with pytest.raises(ImageInputError, match="too many to decode"):
+        load_image(png, max_pixels=1_000_000, max_side=1000)
+
+
+def test_a_large_16_bit_thermal_image_is_downscaled_before_any_float_copy(tmp_path: Path
+                                                                           ) -> None:
+    # the issue's case, smaller: a 16-bit gradient of 4000 x 4000 (32 MB of pixels) used to be
+    # converted to float64 at full size (128 MB, more with temporaries) before downscaling
+    path = tmp_path / "thermal.png"
+    Image.fromarray(np.broadcast_to((np.arange(4000) * 10).astype(np.uint16), (4000, 4000))
+                    .copy()).save(path)
+    tracemalloc.start()
+    try:
+        image = load_image(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert image.size == (1024, 1024)
+    assert peak < 24 * 2**20  # NumPy's arrays only (Pillow's own buffers are not traced)
+    row = np.asarray(image)[512, :, 0]
+    assert row[0] == 0  # the stretch survives the downscale
+    assert row[-1] >= 250
+
+
+def test_the_decode_budget_bounds_the_bytes_decoded_at_once() -> None:
+    budget = DecodeBudget(100)
+    seen, lock = [], threading.Lock()
+
+    def decode(nbytes: int) -> None:
+        with budget.reserve(nbytes):
+            with lock:
+                seen.append(budget.in_use)
+            time.sleep(0.02)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(decode, [60, 60, 30, 30, 30, 500, 10, 90]))
+    assert max(seen) <= 100  # an oversized request (500) waits to run alone
+    assert budget.in_use == 0
+
+
+def test_concurrent_loads_share_the_process_budget(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "rgba.png"
+    Image.new("RGBA", (300, 200)).save(path)
+    assert images.decoded_bytes("RGBA", (300, 200)) == 300 * 200 * 4 * 2  # premultiplied copy
+    budget = DecodeBudget(images.decoded_bytes("RGBA", (300, 200)))
+    monkeypatch.setattr(images, "BUDGET", budget)
+    peaks = []
+    reserve = budget.reserve
+
+    @contextlib.contextmanager
+    def watched(nbytes: int) -> Iterator[None]:
+        with reserve(nbytes):
+            peaks.append(budget.in_use)
+            yield
+
+    monkeypatch.setattr(budget, "reserve", watched)
+    with ThreadPoolExecutor(6) as pool:
+        assert all(i.size == (300, 200) for i in pool.map(load_image, [path] * 6))
+    assert peaks == [budget.capacity] * 6  # one at a time
 
 
 def test_pixel_limit_is_a_parameter(tmp_path: Path) -> None:
     path = tmp_path / "square.png"
     Image.new("RGB", (100, 100)).save(path)
-    with pytest.raises(ImageInputError, match="limit is 5,000"):
+    with pytest.raises(ImageInputError, match="the limit is 5,000 pixels"):
         load_image(path, max_pixels=5_000)
 
 
