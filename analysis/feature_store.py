@@ -9,8 +9,8 @@
   <checkpoint digest>.npz``, extracted with ``cycletrans.engine.inference.extract_features``
   on a miss. A changed checkpoint or dataset is never served stale features.
 
-Example:
-    >>> split = load_split()  # doctest: +SKIP  (the demo set)
+Example (the demo set):
+    >>> split = load_split()  # doctest: +SKIP
     >>> len(split.records), split.protocol  # doctest: +SKIP
     (1402, 'sysu')
 """

@@ -57,7 +57,7 @@ def readable_caption(n: int) -> str:
     """The caption of Table ``n`` in sentence case, names kept as the paper spells them.
 
     Example:
-        >>> readable_caption(6)[:44]
+        >>> readable_caption(6)[:47]
         'Computation overhead of the proposed CycleTrans'
     """
     text = re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(),

@@ -10,8 +10,8 @@ test features (``analysis.feature_store``).
 Torch work on a model holds that model's lock: Grad-CAM registers hooks on the model's layers,
 which must not see another request's forward pass.
 
-Example:
-    >>> session = build_session()  # doctest: +SKIP  (demo set + shipped checkpoints)
+Example (the demo set and the shipped checkpoints):
+    >>> session = build_session()  # doctest: +SKIP
     >>> query = session.query("/path/to/cam3/0001/0001.jpg", "infrared")  # doctest: +SKIP
     >>> session.search("CycleTrans", query, top_k=10).ap  # doctest: +SKIP
     0.82

@@ -215,6 +215,23 @@ def test_sysu_listed_id_absent_from_every_camera_raises(sysu_root):
         SYSUMM01(sysu_root)
 
 
+def test_sysu_test_only_copy_reads_with_empty_train_and_val(sysu_root):
+    ids = read_id_file(sysu_root / "exp" / "test_id.txt")
+    (sysu_root / "exp" / "train_id.txt").write_text("901,902\n")
+    (sysu_root / "exp" / "val_id.txt").write_text("903\n")
+    dataset = SYSUMM01(sysu_root)
+    assert dataset.train == []
+    assert dataset.val == []
+    assert dataset.test_ids == sorted(ids)
+
+
+def test_sysu_partly_missing_training_ids_still_raise(sysu_root):
+    train = read_id_file(sysu_root / "exp" / "train_id.txt")
+    (sysu_root / "exp" / "train_id.txt").write_text(",".join(map(str, [*train, 901])) + "\n")
+    with pytest.raises(ValueError, match=r"without images in any camera.*: 901$"):
+        SYSUMM01(sysu_root)
+
+
 def test_read_id_file_accepts_whitespace_and_several_lines(tmp_path):
     path = tmp_path / "ids.txt"
     path.write_text(" 3, 1 ,2\n\n10,0011\n")

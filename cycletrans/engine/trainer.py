@@ -156,13 +156,8 @@ def seed_everything(seed: int) -> None:
 
 def parameter_groups(model: ReIDModel, weight_decay: float) -> list[dict[str, Any]]:
     """Adam parameter groups: weight decay on the backbone, BN neck and classifier, none on the
-    CycleTrans head (:meth:`ReIDModel.head_parameters`).
-
-    The head's attention starts near uniform (eq. 4 has no temperature), so its gradients are
-    tiny for many steps; Adam normalises the L2 term with them, and a decayed head shrinks
-    towards zero at about the learning rate per step. Measured on the demo: with decay on every
-    parameter, W_theta and W_tau of KCM fell from 4e-2 to 1e-22 in 2,400 steps and the anchor
-    attention of eq. 5 stayed exactly uniform.
+    CycleTrans head (:meth:`ReIDModel.head_parameters`): a decayed head collapses to zero
+    (why: docs/paper-notes.md, "Weight decay").
     """
     head = model.head_parameters()
     head_ids = {id(p) for p in head}

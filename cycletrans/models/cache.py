@@ -2,7 +2,7 @@
 
 At inference the anchors C, the prototypes P and the projections are constants, so products
 such as C W_theta W_tau^T (eq. 5) or W_psi W_sigma^T P^T (eq. 7) can be computed once per
-weights version (design.md section 6). The cache is keyed on the parameters' identities,
+weights version. The cache is keyed on the parameters' identities,
 storage, dtype, device and autograd ``_version`` counters (and on autocast being on), so
 ``load_state_dict``, in-place optimizer steps, ``.to()`` and replaced parameters all
 invalidate it. It never caches in training mode, nor when autograd would need gradients for
