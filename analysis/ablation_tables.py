@@ -138,9 +138,13 @@ def save_reproduced_table(
         The CSV and JSON paths.
     """
     checked = _validated(df, table)
-    return write_table(checked.to_dict(orient="records"), list(checked.columns), path_stem,
-                       table=table, metadata={"command": command, "preset": preset, "seed": seed,
-                                              **metadata})
+    return write_table(
+        checked.to_dict(orient="records"),
+        list(checked.columns),
+        path_stem,
+        table=table,
+        metadata={"command": command, "preset": preset, "seed": seed, **metadata},
+    )
 
 
 def load_reproduced_table(path: str | Path) -> pd.DataFrame:
@@ -208,14 +212,27 @@ def ablation_chart(df: pd.DataFrame, metric: str, label: str = "Method") -> go.F
     fig = go.Figure()
     for column, name in series:
         values = pd.to_numeric(df[column], errors="coerce")
-        fig.add_trace(go.Bar(
-            y=labels, x=values, name=name, orientation="h", textposition="outside",
-            text=[f"{v:.2f}" if pd.notna(v) else "" for v in values], cliponaxis=False,
-        ))
-    fig.update_layout(barmode="group", title=metric, yaxis_title=label,
-                      xaxis_title=f"{metric} (%)", showlegend=len(series) > 1,
-                      height=140 + 22 * len(labels) * len(series), margin={"l": 10, "r": 40},
-                      legend={"orientation": "h", "y": -0.15})
+        fig.add_trace(
+            go.Bar(
+                y=labels,
+                x=values,
+                name=name,
+                orientation="h",
+                textposition="outside",
+                text=[f"{v:.2f}" if pd.notna(v) else "" for v in values],
+                cliponaxis=False,
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        title=metric,
+        yaxis_title=label,
+        xaxis_title=f"{metric} (%)",
+        showlegend=len(series) > 1,
+        height=140 + 22 * len(labels) * len(series),
+        margin={"l": 10, "r": 40},
+        legend={"orientation": "h", "y": -0.15},
+    )
     fig.update_yaxes(autorange="reversed", automargin=True)  # the table's first row on top
     return fig
 

@@ -37,7 +37,6 @@ from analysis.arrays import as_numpy
 QUERY_COLUMNS = ("path", "pid", "cam", "ap", "first_hit")
 
 
-
 def query_results(
     metrics: Mapping[str, Any], paths: Sequence[str], pids: Sequence[int], cams: Sequence[int]
 ) -> pd.DataFrame:
@@ -56,8 +55,13 @@ def query_results(
             raise ValueError(f"metrics lack {key!r}: got keys {sorted(metrics)}")
     ap = as_numpy(metrics["ap"]).astype(float).reshape(-1)
     first_hit = as_numpy(metrics["first_hit"]).astype(int).reshape(-1)
-    columns = {"path": [str(p) for p in paths], "pid": as_numpy(pids).reshape(-1),
-               "cam": as_numpy(cams).reshape(-1), "ap": ap, "first_hit": first_hit}
+    columns = {
+        "path": [str(p) for p in paths],
+        "pid": as_numpy(pids).reshape(-1),
+        "cam": as_numpy(cams).reshape(-1),
+        "ap": ap,
+        "first_hit": first_hit,
+    }
     sizes = {name: len(values) for name, values in columns.items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"per-query arrays differ in length: {sizes}")
@@ -66,8 +70,9 @@ def query_results(
 
 def _check_results(results: pd.DataFrame, name: str = "results") -> None:
     if not isinstance(results, pd.DataFrame):
-        raise ValueError(f"{name} must be a DataFrame from query_results, got "
-                         f"{type(results).__name__}")
+        raise ValueError(
+            f"{name} must be a DataFrame from query_results, got {type(results).__name__}"
+        )
     missing = [c for c in QUERY_COLUMNS if c not in results.columns]
     if missing:
         raise ValueError(f"{name} lack columns {missing}; expected {list(QUERY_COLUMNS)}")
@@ -159,15 +164,18 @@ def compare_models(baseline_results: pd.DataFrame, model_results: pd.DataFrame) 
         and (baseline_results["pid"].to_numpy() == model_results["pid"].to_numpy()).all()
     ):
         raise ValueError("baseline and model results must list the same queries in the same order")
-    both = pd.DataFrame({
-        "query": np.arange(len(model_results)),
-        "path": model_results["path"].to_numpy(), "pid": model_results["pid"].to_numpy(),
-        "cam": model_results["cam"].to_numpy(),
-        "first_hit_baseline": baseline_results["first_hit"].to_numpy(),
-        "first_hit_model": model_results["first_hit"].to_numpy(),
-        "ap_baseline": baseline_results["ap"].to_numpy(),
-        "ap_model": model_results["ap"].to_numpy(),
-    })
+    both = pd.DataFrame(
+        {
+            "query": np.arange(len(model_results)),
+            "path": model_results["path"].to_numpy(),
+            "pid": model_results["pid"].to_numpy(),
+            "cam": model_results["cam"].to_numpy(),
+            "first_hit_baseline": baseline_results["first_hit"].to_numpy(),
+            "first_hit_model": model_results["first_hit"].to_numpy(),
+            "ap_baseline": baseline_results["ap"].to_numpy(),
+            "ap_model": model_results["ap"].to_numpy(),
+        }
+    )
     both["ap_change"] = both["ap_model"] - both["ap_baseline"]
     valid = both[both["ap_baseline"].notna() & both["ap_model"].notna()]
     rank_change = (valid["first_hit_baseline"] - valid["first_hit_model"]).abs()

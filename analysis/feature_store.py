@@ -58,43 +58,58 @@ def split_key(protocol: str, root: Path, trial: int, records: list[ImageRecord])
     digest = hashlib.sha256(f"{protocol}|{trial}|{root.resolve()}".encode())
     for r in records:
         stat = os.stat(r.path)
-        digest.update(f"\n{r.path}|{r.pid}|{r.cam}|{r.modality}|{r.frame}|{stat.st_size}|"
-                      f"{stat.st_mtime_ns}".encode())
+        digest.update(
+            f"\n{r.path}|{r.pid}|{r.cam}|{r.modality}|{r.frame}|{stat.st_size}|"
+            f"{stat.st_mtime_ns}".encode()
+        )
     return digest.hexdigest()
 
 
-def load_split(data_root: str | Path | None = None, dataset: str | None = None, trial: int = 1,
-               progress: bool = True) -> DatasetSplit:
+def load_split(
+    data_root: str | Path | None = None,
+    dataset: str | None = None,
+    trial: int = 1,
+    progress: bool = True,
+) -> DatasetSplit:
     """The test split of ``data_root`` (default: the generated demo set, made on first use)."""
     from cycletrans.data import detect_dataset, split_records
     from cycletrans.engine.data import demo_data_root
 
     if data_root is None:
         if dataset not in (None, "sysu"):
-            raise ValueError(f"the demo set has the SYSU-MM01 layout; --dataset {dataset} "
-                             "needs --data-root")
+            raise ValueError(
+                f"the demo set has the SYSU-MM01 layout; --dataset {dataset} needs --data-root"
+            )
         root, protocol, label = demo_data_root(progress=progress), "sysu", "demo synthetic set"
     else:
         root = Path(data_root).expanduser().resolve()
         protocol = dataset or detect_dataset(root)
         label = {"sysu": "SYSU-MM01", "regdb": f"RegDB (trial {trial})"}[protocol]
     records = split_records(root, protocol, "test", trial=trial)
-    return DatasetSplit(protocol, Path(root), trial, label, records,
-                        split_key(protocol, Path(root), trial, records))
+    return DatasetSplit(
+        protocol, Path(root), trial, label, records, split_key(protocol, Path(root), trial, records)
+    )
 
 
 def digest_index(records: list[ImageRecord], progress: bool = True) -> dict[str, int]:
     """SHA-256 digest of each test image's bytes -> its index (first one for duplicates)."""
     index: dict[str, int] = {}
-    for i, r in enumerate(tqdm(records, desc="test image digests", disable=not progress,
-                               unit="img")):
+    for i, r in enumerate(
+        tqdm(records, desc="test image digests", disable=not progress, unit="img")
+    ):
         index.setdefault(file_digest(r.path), i)
     return index
 
 
-def cached_features(model: torch.nn.Module, digest: str, split: DatasetSplit, cache_dir: Path,
-                    device: str = "cpu", progress: bool = True, desc: str = "features"
-                    ) -> tuple[FeatureSet, bool]:
+def cached_features(
+    model: torch.nn.Module,
+    digest: str,
+    split: DatasetSplit,
+    cache_dir: Path,
+    device: str = "cpu",
+    progress: bool = True,
+    desc: str = "features",
+) -> tuple[FeatureSet, bool]:
     """The model's test-split features (``digest``: its checkpoint's) and whether they came
     from the disk cache; extracted and saved on a miss."""
     from cycletrans.engine.inference import extract_features
@@ -108,8 +123,7 @@ def cached_features(model: torch.nn.Module, digest: str, split: DatasetSplit, ca
                 return features, True
         except (ValueError, OSError):
             pass  # unreadable or foreign file: extract again
-    features = extract_features(model, split.records, device=device, progress=progress,
-                                desc=desc)
+    features = extract_features(model, split.records, device=device, progress=progress, desc=desc)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npz")
     features.save(tmp)

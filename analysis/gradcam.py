@@ -71,8 +71,10 @@ class SimilarityTarget:
 
 def _check_model(model: nn.Module) -> None:
     if model.training:
-        raise ValueError("similarity_cam needs a model in eval mode (BN statistics of the "
-                         "batch would change the maps): call model.eval() first")
+        raise ValueError(
+            "similarity_cam needs a model in eval mode (BN statistics of the "
+            "batch would change the maps): call model.eval() first"
+        )
 
 
 def image_tensor(model: nn.Module, image: Image.Image) -> torch.Tensor:
@@ -94,8 +96,9 @@ def is_flat(heatmap: np.ndarray) -> bool:
     return float(heatmap.max() - heatmap.min()) < 1e-6
 
 
-def _grad_cam(model: nn.Module, images: torch.Tensor, modality: str | int,
-              reference: torch.Tensor) -> np.ndarray:
+def _grad_cam(
+    model: nn.Module, images: torch.Tensor, modality: str | int, reference: torch.Tensor
+) -> np.ndarray:
     """Grad-CAM ``[H, W]`` of cos(embedding(images[0]), reference) at ``model.feature_layer``."""
     cam = GradCAM(model=EmbeddingNet(model, modality), target_layers=[model.feature_layer])
     try:
@@ -132,8 +135,10 @@ def similarity_cam(
     with torch.no_grad():
         query_embedding = EmbeddingNet(model, query_modality)(query)[0]
         match_embedding = EmbeddingNet(model, match_modality)(match)[0]
-    return (_grad_cam(model, query, query_modality, match_embedding),
-            _grad_cam(model, match, match_modality, query_embedding))
+    return (
+        _grad_cam(model, query, query_modality, match_embedding),
+        _grad_cam(model, match, match_modality, query_embedding),
+    )
 
 
 def normalise_map(heatmap: np.ndarray) -> np.ndarray:
@@ -174,13 +179,13 @@ def anchor_maps(model: nn.Module, image: Image.Image, modality: str | int) -> An
     images = image_tensor(model, image)
     weights = model.anchor_attention(images, modality).float()  # [1, k, h, w], eq. 5
     peak = float(attention_peak(weights)[0])
-    upsampled = nnf.interpolate(weights, size=images.shape[2:], mode="bilinear",
-                                align_corners=False)[0]
+    upsampled = nnf.interpolate(
+        weights, size=images.shape[2:], mode="bilinear", align_corners=False
+    )[0]
     return AnchorMaps(np.stack([normalise_map(m) for m in upsampled.cpu().numpy()]), peak)
 
 
-def overlay(image: np.ndarray | Image.Image, heatmap: np.ndarray, alpha: float = 0.5
-            ) -> np.ndarray:
+def overlay(image: np.ndarray | Image.Image, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """Draw ``heatmap`` ([h, w] in [0, 1], jet colours) over ``image``; ``[H, W, 3]`` uint8.
 
     The heatmap is resized (bilinear) to the image when their sizes differ. ``alpha`` is the
@@ -195,7 +200,15 @@ def overlay(image: np.ndarray | Image.Image, heatmap: np.ndarray, alpha: float =
     if heatmap.ndim != 2:
         raise ValueError(f"expected an [h, w] heatmap, got shape {heatmap.shape}")
     if heatmap.shape != rgb.shape[:2]:
-        heatmap = nnf.interpolate(torch.from_numpy(heatmap)[None, None], size=rgb.shape[:2],
-                                mode="bilinear", align_corners=False)[0, 0].numpy()
-    return show_cam_on_image(rgb.astype(np.float32) / 255.0, np.clip(heatmap, 0.0, 1.0),
-                             use_rgb=True, image_weight=1.0 - alpha)
+        heatmap = nnf.interpolate(
+            torch.from_numpy(heatmap)[None, None],
+            size=rgb.shape[:2],
+            mode="bilinear",
+            align_corners=False,
+        )[0, 0].numpy()
+    return show_cam_on_image(
+        rgb.astype(np.float32) / 255.0,
+        np.clip(heatmap, 0.0, 1.0),
+        use_rgb=True,
+        image_weight=1.0 - alpha,
+    )

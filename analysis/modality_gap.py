@@ -84,13 +84,13 @@ def pair_distances(
         groups[GROUPS[0]].append(dist[upper & same_id & same_modality])
         groups[GROUPS[1]].append(dist[upper & same_id & ~same_modality])
         groups[GROUPS[2]].append(dist[upper & ~same_id])
-    return {name: np.concatenate(parts) if parts else np.zeros(0, np.float32)
-            for name, parts in groups.items()}
+    return {
+        name: np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        for name, parts in groups.items()
+    }
 
 
-def modality_gap(
-    features: Any, ids: Any, modalities: Any, metric: str = "cosine"
-) -> ModalityGap:
+def modality_gap(features: Any, ids: Any, modalities: Any, metric: str = "cosine") -> ModalityGap:
     """Measure the modality gap of features: pair distances and MMD.
 
     Args:
@@ -116,17 +116,24 @@ def modality_gap(
         )
     visible, infrared = modalities == VISIBLE, modalities == INFRARED
     if not visible.any() or not infrared.any():
-        raise ValueError(f"need visible and infrared features, got {int(visible.sum())} "
-                         f"visible and {int(infrared.sum())} infrared")
+        raise ValueError(
+            f"need visible and infrared features, got {int(visible.sum())} "
+            f"visible and {int(infrared.sum())} infrared"
+        )
     if not np.isfinite(X).all():
         raise ValueError("features contain NaN or infinite values")
 
     distances = pair_distances(X, ids, modalities, metric)
     summary = pd.DataFrame(
-        [{"pairs": len(d),
-          "mean": float(d.mean()) if len(d) else np.nan,
-          "median": float(np.median(d)) if len(d) else np.nan,
-          "std": float(d.std()) if len(d) else np.nan} for d in distances.values()],
+        [
+            {
+                "pairs": len(d),
+                "mean": float(d.mean()) if len(d) else np.nan,
+                "median": float(np.median(d)) if len(d) else np.nan,
+                "std": float(d.std()) if len(d) else np.nan,
+            }
+            for d in distances.values()
+        ],
         index=pd.Index(GROUPS, name="group"),
     )
     if metric == "cosine":  # the MMD of the same l2-normalised features
@@ -136,8 +143,9 @@ def modality_gap(
     return ModalityGap(metric=metric, distances=distances, summary=summary, mmd=mmd)
 
 
-def gap_histogram(gap: ModalityGap, bins: int = 40, title: str = "",
-                  x_range: tuple[float, float] | None = None) -> go.Figure:
+def gap_histogram(
+    gap: ModalityGap, bins: int = 40, title: str = "", x_range: tuple[float, float] | None = None
+) -> go.Figure:
     """Overlaid histograms of the three pair groups, as fractions of each group's pairs.
 
     The counts are binned here (shared bin edges) so the figure stays small however many pairs
@@ -157,10 +165,16 @@ def gap_histogram(gap: ModalityGap, bins: int = 40, title: str = "",
         counts = np.histogram(d, bins=edges)[0]
         fractions = counts / max(len(d), 1)
         mean = f", mean {d.mean():.3f}" if len(d) else ""
-        fig.add_trace(go.Bar(x=centres, y=fractions, width=widths, name=f"{name}{mean}",
-                             opacity=0.55))
-    fig.update_layout(barmode="overlay", title=title, xaxis_title=f"{gap.metric} distance",
-                      yaxis_title="fraction of pairs", legend={"orientation": "h", "y": -0.2})
+        fig.add_trace(
+            go.Bar(x=centres, y=fractions, width=widths, name=f"{name}{mean}", opacity=0.55)
+        )
+    fig.update_layout(
+        barmode="overlay",
+        title=title,
+        xaxis_title=f"{gap.metric} distance",
+        yaxis_title="fraction of pairs",
+        legend={"orientation": "h", "y": -0.2},
+    )
     if x_range is not None:
         fig.update_xaxes(range=list(x_range))
     return fig

@@ -56,8 +56,12 @@ def retrieval_table(session: Session) -> pd.DataFrame:
             row[f"{direction(query, gallery)} Rank-1"] = 100 * metrics["r1"]
             row[f"{direction(query, gallery)} mAP"] = 100 * metrics["mAP"]
         for modality in MODALITIES:
-            within = session.memo(("within", name, modality), lambda m=modality, e=entry:
-                                  modality_retrieval(e.features, m, m, session.split.protocol))
+            within = session.memo(
+                ("within", name, modality),
+                lambda m=modality, e=entry: modality_retrieval(
+                    e.features, m, m, session.split.protocol
+                ),
+            )
             row[f"{direction(modality, modality)} Rank-1"] = 100 * within["r1"]
         rows.append(row)
     return pd.DataFrame(rows)
@@ -65,12 +69,17 @@ def retrieval_table(session: Session) -> pd.DataFrame:
 
 def gap_sentence(table: pd.DataFrame) -> str:
     """The modality gap of each model in words (Markdown), from :func:`retrieval_table`."""
-    lines = ["Rank-1: how often the first image retrieved shows the query's person. Within one "
-             "modality against across modalities; the drop is the **modality gap**."]
-    lines += [f"- **{row['model']}**: {row['VIS→VIS Rank-1']:.1f} % visible → visible, "
-              f"{row['IR→IR Rank-1']:.1f} % infrared → infrared; across: "
-              f"{row['IR→VIS Rank-1']:.1f} % infrared → visible, {row['VIS→IR Rank-1']:.1f} % "
-              "visible → infrared" for _, row in table.iterrows()]
+    lines = [
+        "Rank-1: how often the first image retrieved shows the query's person. Within one "
+        "modality against across modalities; the drop is the **modality gap**."
+    ]
+    lines += [
+        f"- **{row['model']}**: {row['VIS→VIS Rank-1']:.1f} % visible → visible, "
+        f"{row['IR→IR Rank-1']:.1f} % infrared → infrared; across: "
+        f"{row['IR→VIS Rank-1']:.1f} % infrared → visible, {row['VIS→IR Rank-1']:.1f} % "
+        "visible → infrared"
+        for _, row in table.iterrows()
+    ]
     return "\n".join(lines)
 
 
@@ -80,10 +89,16 @@ def gap_table(session: Session) -> pd.DataFrame:
     for name in session.models:
         gap = session.gap(name)
         means = gap.summary["mean"]
-        rows.append({"model": name, "same id, same modality": means[GROUPS[0]],
-                     "same id, cross modality": means[GROUPS[1]],
-                     "different id": means[GROUPS[2]], "cross / same": gap.ratio,
-                     "MMD": gap.mmd})
+        rows.append(
+            {
+                "model": name,
+                "same id, same modality": means[GROUPS[0]],
+                "same id, cross modality": means[GROUPS[1]],
+                "different id": means[GROUPS[2]],
+                "cross / same": gap.ratio,
+                "MMD": gap.mmd,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -91,11 +106,12 @@ def gap_histograms(session: Session, bins: int = 40) -> list[Any]:
     """Pair-distance histograms of every model in ``MODEL_NAMES`` order (None when not
     loaded), on one shared cosine-distance axis."""
     gaps = {name: session.gap(name) for name in session.models}
-    top = max(float(d.max()) for gap in gaps.values() for d in gap.distances.values()
-              if len(d))
+    top = max(float(d.max()) for gap in gaps.values() for d in gap.distances.values() if len(d))
     x_range = (0.0, math.ceil(top * 10) / 10)
-    return [gap_histogram(gaps[name], bins=bins, title=name, x_range=x_range)
-            if name in gaps else None for name in MODEL_NAMES]
+    return [
+        gap_histogram(gaps[name], bins=bins, title=name, x_range=x_range) if name in gaps else None
+        for name in MODEL_NAMES
+    ]
 
 
 @dataclass
@@ -116,24 +132,30 @@ def example_query(session: Session, modality: str = "infrared") -> Example | Non
     Baseline is loaded or no query is fixed."""
     if BASELINE not in session.models:
         return None
-    fixed = compare_models(session.query_results(BASELINE, modality),
-                           session.query_results(CYCLETRANS, modality)).fixed
+    fixed = compare_models(
+        session.query_results(BASELINE, modality), session.query_results(CYCLETRANS, modality)
+    ).fixed
     if fixed.empty:
         return None
     row = fixed.iloc[0]
-    return Example(session.test_query(session.path_index[row["path"]]),
-                   int(row["first_hit_baseline"]), int(row["first_hit_model"]),
-                   float(row["ap_baseline"]), float(row["ap_model"]), len(fixed),
-                   int(session.cross_metrics(CYCLETRANS, modality)["num_valid"]))
+    return Example(
+        session.test_query(session.path_index[row["path"]]),
+        int(row["first_hit_baseline"]),
+        int(row["first_hit_model"]),
+        float(row["ap_baseline"]),
+        float(row["ap_model"]),
+        len(fixed),
+        int(session.cross_metrics(CYCLETRANS, modality)["num_valid"]),
+    )
 
 
-def tsne_figures(session: Session, count: int = DEFAULT_IDENTITIES, seed: int = 0
-                 ) -> list[Any]:
+def tsne_figures(session: Session, count: int = DEFAULT_IDENTITIES, seed: int = 0) -> list[Any]:
     """t-SNE of ``count`` test identities (seeded pick, images in both modalities) for every
     model in ``MODEL_NAMES`` order (None when not loaded); embeddings are cached."""
     reference = next(iter(session.models.values())).features
-    chosen = select_identities(reference.ids, count=count, seed=seed,
-                               modalities=reference.modalities)
+    chosen = select_identities(
+        reference.ids, count=count, seed=seed, modalities=reference.modalities
+    )
     rows = np.isin(reference.ids, chosen)
     files = [session.relative(p) for p in reference.paths[rows]]
     figures = []
@@ -143,7 +165,13 @@ def tsne_figures(session: Session, count: int = DEFAULT_IDENTITIES, seed: int = 
             continue
         features = session.model(name).features
         points = session.tsne_cache.embedding(name, chosen, seed, features.features[rows])
-        figures.append(tsne_figure(points, features.ids[rows], features.modalities[rows],
-                                   hover={"camera": features.cams[rows], "file": files},
-                                   title=name))
+        figures.append(
+            tsne_figure(
+                points,
+                features.ids[rows],
+                features.modalities[rows],
+                hover={"camera": features.cams[rows], "file": files},
+                title=name,
+            )
+        )
     return figures

@@ -60,8 +60,9 @@ def readable_caption(n: int) -> str:
         >>> readable_caption(6)[:47]
         'Computation overhead of the proposed CycleTrans'
     """
-    text = re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(),
-                  paper_caption(n).lower())
+    text = re.sub(
+        r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), paper_caption(n).lower()
+    )
     for name in NAMES:
         text = re.sub(rf"\b{re.escape(name)}\b", name, text, flags=re.IGNORECASE)
     return text

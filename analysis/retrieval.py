@@ -60,8 +60,9 @@ class SearchResult:
     no_match: str = ""
 
 
-def split_by_modality(features: FeatureSet, query_modality: str | int) -> tuple[FeatureSet,
-                                                                                FeatureSet]:
+def split_by_modality(
+    features: FeatureSet, query_modality: str | int
+) -> tuple[FeatureSet, FeatureSet]:
     """``(queries, gallery)``: the images of ``query_modality`` and those of the other one."""
     is_query = features.modalities == modality_index(query_modality)
     return features.subset(is_query), features.subset(~is_query)
@@ -114,8 +115,10 @@ def search(
     """
     query = np.asarray(query_feature, dtype=np.float32).reshape(-1)
     if query.shape[0] != gallery.features.shape[1]:
-        raise ValueError(f"query feature has {query.shape[0]} values, gallery features "
-                         f"{gallery.features.shape[1]}")
+        raise ValueError(
+            f"query feature has {query.shape[0]} values, gallery features "
+            f"{gallery.features.shape[1]}"
+        )
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     if len(gallery.features) == 0:
@@ -133,15 +136,27 @@ def search(
     if query_pid is None:
         ranking["match"] = None
         return SearchResult(ranking, None, None, int(keep.sum()))
-    metrics = rank_metrics(distances[None], [query_pid], gallery.ids,
-                           [query_cam if query_cam is not None else 0], gallery.cams, protocol)
+    metrics = rank_metrics(
+        distances[None],
+        [query_pid],
+        gallery.ids,
+        [query_cam if query_cam is not None else 0],
+        gallery.cams,
+        protocol,
+    )
     if not metrics["valid"][0]:
-        return SearchResult(ranking, None, None, int(keep.sum()),
-                            no_match=no_match_reason(query_pid, gallery, keep))
+        return SearchResult(
+            ranking, None, None, int(keep.sum()), no_match=no_match_reason(query_pid, gallery, keep)
+        )
     kept = np.flatnonzero(keep)
     ordered = gallery.ids[kept[np.argsort(distances[kept], kind="stable")]]
-    return SearchResult(ranking, float(metrics["ap"][0]), int(metrics["first_hit"][0]),
-                        int(keep.sum()), int(np.flatnonzero(ordered == query_pid)[0]) + 1)
+    return SearchResult(
+        ranking,
+        float(metrics["ap"][0]),
+        int(metrics["first_hit"][0]),
+        int(keep.sum()),
+        int(np.flatnonzero(ordered == query_pid)[0]) + 1,
+    )
 
 
 def no_match_reason(pid: int, gallery: FeatureSet, keep: np.ndarray) -> str:
@@ -151,10 +166,12 @@ def no_match_reason(pid: int, gallery: FeatureSet, keep: np.ndarray) -> str:
     if not present.any():
         return f"identity {pid} has no {other} image in the test split"
     cams = sorted({int(c) for c in gallery.cams[present]})
-    return (f"all {int(present.sum())} {other} images of identity {pid} (camera"
-            f"{'s' if len(cams) > 1 else ''} {', '.join(map(str, cams))}) were taken at this "
-            "query's camera location, which the SYSU-MM01 protocol leaves out (cameras 2 and "
-            "3 share a room)")
+    return (
+        f"all {int(present.sum())} {other} images of identity {pid} (camera"
+        f"{'s' if len(cams) > 1 else ''} {', '.join(map(str, cams))}) were taken at this "
+        "query's camera location, which the SYSU-MM01 protocol leaves out (cameras 2 and "
+        "3 share a room)"
+    )
 
 
 @dataclass
@@ -180,15 +197,20 @@ class CrossModality:
         return self.distances[position]
 
 
-def cross_modality(features: FeatureSet, query_modality: str | int,
-                   metric: str = "euclidean") -> CrossModality:
+def cross_modality(
+    features: FeatureSet, query_modality: str | int, metric: str = "euclidean"
+) -> CrossModality:
     """Queries of ``query_modality`` against the other modality, with their distances."""
     is_query = features.modalities == modality_index(query_modality)
     queries, gallery = split_by_modality(features, query_modality)
     if len(queries.features) == 0 or len(gallery.features) == 0:
-        raise ValueError(f"need images of both modalities, got {len(queries.features)} queries "
-                         f"and {len(gallery.features)} gallery images")
-    return CrossModality(queries, gallery,
-                         pairwise_distance(queries.features, gallery.features, metric),
-                         np.flatnonzero(is_query))
-
+        raise ValueError(
+            f"need images of both modalities, got {len(queries.features)} queries "
+            f"and {len(gallery.features)} gallery images"
+        )
+    return CrossModality(
+        queries,
+        gallery,
+        pairwise_distance(queries.features, gallery.features, metric),
+        np.flatnonzero(is_query),
+    )

@@ -54,18 +54,30 @@ BASELINE, NOCYCLE, CYCLETRANS = MODEL_NAMES = ("Baseline", "CycleTrans (no cycle
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT_DIR = REPO_ROOT / "assets" / "checkpoints"
 RESULTS_DIR = REPO_ROOT / "assets" / "results"
-DEFAULT_CHECKPOINTS = {BASELINE: CHECKPOINT_DIR / "baseline.safetensors",
-                       NOCYCLE: CHECKPOINT_DIR / "nocycle.safetensors",
-                       CYCLETRANS: CHECKPOINT_DIR / "full.safetensors"}
-DEMO_TRAIN_HINT = ("the demo checkpoints are trained with `python -m cycletrans train --preset "
-                   "demo --variant V` (V = baseline, dmm, full) and shipped as "
-                   "assets/checkpoints/{baseline,nocycle,full}.safetensors; or pass "
-                   "--checkpoint, --nocycle-checkpoint, --baseline-checkpoint")
+DEFAULT_CHECKPOINTS = {
+    BASELINE: CHECKPOINT_DIR / "baseline.safetensors",
+    NOCYCLE: CHECKPOINT_DIR / "nocycle.safetensors",
+    CYCLETRANS: CHECKPOINT_DIR / "full.safetensors",
+}
+DEMO_TRAIN_HINT = (
+    "the demo checkpoints are trained with `python -m cycletrans train --preset "
+    "demo --variant V` (V = baseline, dmm, full) and shipped as "
+    "assets/checkpoints/{baseline,nocycle,full}.safetensors; or pass "
+    "--checkpoint, --nocycle-checkpoint, --baseline-checkpoint"
+)
 COLOUR_SPREAD = 0.02  # mean channel spread (max - min, fraction of 255) above which an image
 # has colour: infrared images have three equal channels (0; JPEG noise stays near 0.005), the
 # demo set's visible images 0.04 or more
-__all__ = ["BASELINE", "CYCLETRANS", "MODALITIES", "MODEL_NAMES", "NOCYCLE", "Session",
-           "build_session", "modality_name"]
+__all__ = [
+    "BASELINE",
+    "CYCLETRANS",
+    "MODALITIES",
+    "MODEL_NAMES",
+    "NOCYCLE",
+    "Session",
+    "build_session",
+    "modality_name",
+]
 
 
 def default_cache_dir() -> Path:
@@ -137,9 +149,14 @@ class Session:
         results_dir: where reproduced ablation tables are looked up.
     """
 
-    def __init__(self, split: DatasetSplit, models: Mapping[str, LoadedModel],
-                 digests: Mapping[str, int], cache_dir: Path,
-                 results_dir: Path = RESULTS_DIR) -> None:
+    def __init__(
+        self,
+        split: DatasetSplit,
+        models: Mapping[str, LoadedModel],
+        digests: Mapping[str, int],
+        cache_dir: Path,
+        results_dir: Path = RESULTS_DIR,
+    ) -> None:
         if CYCLETRANS not in models:
             raise ValueError(f"the app needs the {CYCLETRANS!r} model, got {list(models)}")
         self.split = split
@@ -203,15 +220,18 @@ class Session:
         record = self.split.records[index]
         note = ""
         if modality_name(record.modality) != asked:
-            note = (f"this is a {modality_name(record.modality)} test image: searched as "
-                    f"{modality_name(record.modality)} (not {asked})")
+            note = (
+                f"this is a {modality_name(record.modality)} test image: searched as "
+                f"{modality_name(record.modality)} (not {asked})"
+            )
         return Query(path, modality_name(record.modality), index, record, note)
 
     def test_query(self, index: int) -> Query:
         """The test image at ``index`` of the split as a query."""
         if not 0 <= index < len(self.split.records):
-            raise ValueError(f"test image index must be in 0..{len(self.split.records) - 1}, "
-                             f"got {index}")
+            raise ValueError(
+                f"test image index must be in 0..{len(self.split.records) - 1}, got {index}"
+            )
         record = self.split.records[index]
         return Query(Path(record.path), modality_name(record.modality), index, record)
 
@@ -222,8 +242,9 @@ class Session:
             return entry.features.features[query.index]
         return entry.embed(query.image, query.modality)
 
-    def random_query(self, modality: str, seed: int | None = None,
-                     matched_only: bool = True) -> Query:
+    def random_query(
+        self, modality: str, seed: int | None = None, matched_only: bool = True
+    ) -> Query:
         """A random test image of ``modality``; ``matched_only``: one with a true match in the
         gallery the protocol ranks it against."""
         modality = modality_name(modality)
@@ -232,8 +253,10 @@ class Session:
             cross = self.cross(CYCLETRANS, modality)
             candidates = cross.query_index[self.cross_metrics(CYCLETRANS, modality)["valid"]]
         if not len(candidates):
-            raise ValueError(f"the test split has no {modality} image"
-                             + (" with a true match" if matched_only else ""))
+            raise ValueError(
+                f"the test split has no {modality} image"
+                + (" with a true match" if matched_only else "")
+            )
         return self.test_query(int(np.random.default_rng(seed).choice(candidates)))
 
     def identity_query(self, identity: Any, modality: str, seed: int | None = None) -> Query:
@@ -259,11 +282,13 @@ class Session:
         """Model ``name``'s test images of ``query_modality`` against the other modality, with
         their distance matrix (memoised)."""
         modality = modality_name(query_modality)
-        return self.memo(("cross", name, modality),
-                         lambda: cross_modality(self.model(name).features, modality))
+        return self.memo(
+            ("cross", name, modality), lambda: cross_modality(self.model(name).features, modality)
+        )
 
-    def cross_metrics(self, name: str, query_modality: str, cams: list[int] | None = None
-                      ) -> dict[str, Any]:
+    def cross_metrics(
+        self, name: str, query_modality: str, cams: list[int] | None = None
+    ) -> dict[str, Any]:
         """``rank_metrics`` of every ``query_modality`` test image (or of those from ``cams``)
         against the other modality (memoised)."""
         modality = modality_name(query_modality)
@@ -273,8 +298,14 @@ class Session:
             cross = self.cross(name, modality)
             queries, gallery = cross.queries, cross.gallery
             rows = np.isin(queries.cams, cams) if cams else np.ones(len(queries.ids), bool)
-            return rank_metrics(cross.distances[rows], queries.ids[rows], gallery.ids,
-                                queries.cams[rows], gallery.cams, self.split.protocol)
+            return rank_metrics(
+                cross.distances[rows],
+                queries.ids[rows],
+                gallery.ids,
+                queries.cams[rows],
+                gallery.cams,
+                self.split.protocol,
+            )
 
         return self.memo(key, compute)
 
@@ -283,8 +314,12 @@ class Session:
         columns; ``query`` indexes the modality's queries)."""
         modality = modality_name(modality)
         queries = self.cross(name, modality).queries
-        return self.memo(("results", name, modality), lambda: query_results(
-            self.cross_metrics(name, modality), queries.paths, queries.ids, queries.cams))
+        return self.memo(
+            ("results", name, modality),
+            lambda: query_results(
+                self.cross_metrics(name, modality), queries.paths, queries.ids, queries.cams
+            ),
+        )
 
     def search(self, name: str, query: Query, top_k: int) -> SearchResult:
         """Rank the other modality's test images for ``query`` with model ``name``.
@@ -293,30 +328,41 @@ class Session:
         of the whole-split evaluation (the Failure cases tab).
         """
         cross, record = self.cross(name, query.modality), query.record
-        return search(self.query_feature(name, query), cross.gallery, top_k=top_k,
-                      protocol=self.split.protocol, query_pid=record.pid if record else None,
-                      query_cam=record.cam if record else None,
-                      distances=cross.row(query.index) if query.index is not None else None)
+        return search(
+            self.query_feature(name, query),
+            cross.gallery,
+            top_k=top_k,
+            protocol=self.split.protocol,
+            query_pid=record.pid if record else None,
+            query_cam=record.cam if record else None,
+            distances=cross.row(query.index) if query.index is not None else None,
+        )
 
     # modality gap ----------------------------------------------------------------------
     def gap(self, name: str) -> ModalityGap:
         """Modality-gap statistics (cosine distances) of model ``name`` over the test split."""
         features = self.model(name).features
-        return self.memo(("gap", name), lambda: modality_gap(
-            features.features, features.ids, features.modalities))
+        return self.memo(
+            ("gap", name),
+            lambda: modality_gap(features.features, features.ids, features.modalities),
+        )
 
 
 def modality_warning(image: Image.Image, modality: str) -> str:
     """A warning when an image's channels contradict its claimed modality, else ""."""
     spread = channel_spread(image)
     if modality == "infrared" and spread > COLOUR_SPREAD:
-        return ("this image has colour (its channels differ), but infrared images are grey: "
-                "searched as infrared against the visible gallery, so a colour image can look "
-                "like a perfect cross-modal match of itself. Choose 'visible' if it is one.")
+        return (
+            "this image has colour (its channels differ), but infrared images are grey: "
+            "searched as infrared against the visible gallery, so a colour image can look "
+            "like a perfect cross-modal match of itself. Choose 'visible' if it is one."
+        )
     if modality == "visible" and spread <= COLOUR_SPREAD / 2:
-        return ("this image is grey (its three channels are equal), like an infrared image: "
-                "searched as visible against the infrared gallery. Choose 'infrared' if it is "
-                "one.")
+        return (
+            "this image is grey (its three channels are equal), like an infrared image: "
+            "searched as visible against the infrared gallery. Choose 'infrared' if it is "
+            "one."
+        )
     return ""
 
 
@@ -384,9 +430,11 @@ def build_session(
         with phase(log, f"model {name}") as done:
             model = load_model(paths[name], device=device)
             digest = checkpoint_digest(paths[name])
-            features, cached = cached_features(model, digest, split, cache, device, progress,
-                                               desc=f"{name} test features")
-            done["text"] = (f"{paths[name].name}, {features.features.shape[1]}-d features "
-                            + ("from the cache" if cached else "extracted and cached"))
+            features, cached = cached_features(
+                model, digest, split, cache, device, progress, desc=f"{name} test features"
+            )
+            done["text"] = f"{paths[name].name}, {features.features.shape[1]}-d features " + (
+                "from the cache" if cached else "extracted and cached"
+            )
         models[name] = LoadedModel(name, model, paths[name], digest, features)
     return Session(split, models, digests, cache, Path(results_dir))

@@ -52,7 +52,6 @@ def identity_colours(count: int) -> list[str]:
     return colours
 
 
-
 def _plain(value: Any) -> int | float | str:
     """A hover value plotly can serialise: numbers stay numbers, anything else becomes text."""
     if isinstance(value, np.generic):
@@ -85,8 +84,14 @@ def tsne_embedding(
     if perplexity <= 0:
         raise ValueError(f"perplexity must be positive, got {perplexity}")
     perplexity = max(1.0, min(float(perplexity), (X.shape[0] - 1) / 3))
-    tsne = TSNE(n_components=2, perplexity=perplexity, metric=metric, init="pca",
-                learning_rate="auto", random_state=seed)
+    tsne = TSNE(
+        n_components=2,
+        perplexity=perplexity,
+        metric=metric,
+        init="pca",
+        learning_rate="auto",
+        random_state=seed,
+    )
     # one thread: for the few hundred points shown, OpenMP threads cost more than they give,
     # up to 100x on a busy machine
     with threadpool_limits(limits=1):
@@ -116,8 +121,7 @@ def select_identities(
         modalities = as_numpy(modalities).reshape(-1)
         if modalities.shape != ids.shape:
             raise ValueError(f"{len(ids)} ids but {len(modalities)} modalities")
-        both = [p for p in candidates
-                if {VISIBLE, INFRARED} <= set(modalities[ids == p].tolist())]
+        both = [p for p in candidates if {VISIBLE, INFRARED} <= set(modalities[ids == p].tolist())]
         candidates = np.asarray(both, dtype=ids.dtype)
     if len(candidates) == 0:
         raise ValueError("no identity to choose from")
@@ -158,27 +162,53 @@ def tsne_figure(
         raise ValueError(f"modalities must be 0 (visible) or 1 (infrared), got {bad}")
     names = [modality_name(int(m)) for m in modalities]
     extra = {name: [_plain(v) for v in values] for name, values in (hover or {}).items()}
-    template = "<br>".join(
-        [f"{name}=%{{customdata[{i}]}}" for i, name in enumerate(["identity", "modality", *extra])]
-    ) + "<extra></extra>"
+    template = (
+        "<br>".join(
+            [
+                f"{name}=%{{customdata[{i}]}}"
+                for i, name in enumerate(["identity", "modality", *extra])
+            ]
+        )
+        + "<extra></extra>"
+    )
     fig = go.Figure()
     identities = np.unique(ids)
     colours = identity_colours(len(identities))
     for colour_index, pid in enumerate(identities):
         rows = np.flatnonzero(ids == pid)
         custom = [[ids[r].item(), names[r], *(extra[name][r] for name in extra)] for r in rows]
-        fig.add_trace(go.Scatter(
-            x=points[rows, 0], y=points[rows, 1], mode="markers", name=f"id {pid}",
-            marker={"symbol": [MARKERS[int(modalities[r])] for r in rows], "size": 9,
+        fig.add_trace(
+            go.Scatter(
+                x=points[rows, 0],
+                y=points[rows, 1],
+                mode="markers",
+                name=f"id {pid}",
+                marker={
+                    "symbol": [MARKERS[int(modalities[r])] for r in rows],
+                    "size": 9,
                     "color": colours[colour_index],
-                    "line": {"width": 0.5, "color": "white"}},
-            customdata=custom, hovertemplate=template,
-        ))
+                    "line": {"width": 0.5, "color": "white"},
+                },
+                customdata=custom,
+                hovertemplate=template,
+            )
+        )
     fig.update_layout(
-        title=title, legend_title_text="identity", xaxis={"showticklabels": False},
-        yaxis={"showticklabels": False}, plot_bgcolor="white",
-        annotations=[{"text": "\u25cf visible   \u25b2 infrared", "showarrow": False,
-                      "xref": "paper", "yref": "paper", "x": 0, "y": 1.05}],
+        title=title,
+        legend_title_text="identity",
+        xaxis={"showticklabels": False},
+        yaxis={"showticklabels": False},
+        plot_bgcolor="white",
+        annotations=[
+            {
+                "text": "\u25cf visible   \u25b2 infrared",
+                "showarrow": False,
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0,
+                "y": 1.05,
+            }
+        ],
     )
     return fig
 
@@ -202,7 +232,11 @@ class TSNECache:
         return len(self._entries)
 
     def embedding(
-        self, model_name: str, identities: Iterable[int], seed: int, features: Any,
+        self,
+        model_name: str,
+        identities: Iterable[int],
+        seed: int,
+        features: Any,
         perplexity: float = 30.0,
     ) -> np.ndarray:
         """Return the cached ``tsne_embedding(features, seed, perplexity)``, computing it once."""

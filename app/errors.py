@@ -42,9 +42,12 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def in_place(fn: Callable[..., Any], outputs: int, message_at: int,
-             formatted: Callable[[str], Any] = lambda text: f"**⚠ {text}**"
-             ) -> Callable[..., Any]:
+def in_place(
+    fn: Callable[..., Any],
+    outputs: int,
+    message_at: int,
+    formatted: Callable[[str], Any] = lambda text: f"**⚠ {text}**",
+) -> Callable[..., Any]:
     """Wrap a UI handler with ``outputs`` outputs: on a user error, output ``message_at`` shows
     ``formatted(message)``, a toast repeats it, and the other outputs are left as they were."""
 
@@ -61,8 +64,9 @@ def in_place(fn: Callable[..., Any], outputs: int, message_at: int,
     return wrapper
 
 
-def api_endpoint(fn: Callable[..., Any], inputs: list, outputs: list, name: str,
-                 **kwargs: Any) -> None:
+def api_endpoint(
+    fn: Callable[..., Any], inputs: list, outputs: list, name: str, **kwargs: Any
+) -> None:
     """Register ``fn`` as the public endpoint ``/name`` on a hidden button (errors raise)."""
     trigger = gr.Button(visible=False, elem_id=f"api-{name}")
     trigger.click(user_errors(fn), inputs, outputs, api_name=name, **kwargs)

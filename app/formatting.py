@@ -18,33 +18,46 @@ from app.media import Media
 
 MARKS = {True: "✓", False: "✗"}
 MODALITY_CHOICES = list(MODALITIES[::-1])  # infrared first: the paper's headline direction
-RANKED_BY = ("Ranked by the Euclidean distance of the retrieval features (`dist`, smaller = "
-             "closer), as the evaluation protocols rank. Frames: green ✓ same identity as the "
-             "query, red ✗ another identity.")
+RANKED_BY = (
+    "Ranked by the Euclidean distance of the retrieval features (`dist`, smaller = "
+    "closer), as the evaluation protocols rank. Frames: green ✓ same identity as the "
+    "query, red ✗ another identity."
+)
 
 
 def caption(row: Mapping[str, Any]) -> str:
     """``#3 ✓ id=12 · cam 4 · dist 0.831`` for a ranking row (no mark when unknown)."""
     mark = MARKS.get(row["match"]) if row["match"] is not None else None
-    return (f"#{row['rank']}{' ' + mark if mark else ''} id={row['pid']} · cam {row['cam']}"
-            f" · dist {row['distance']:.3f}")
+    return (
+        f"#{row['rank']}{' ' + mark if mark else ''} id={row['pid']} · cam {row['cam']}"
+        f" · dist {row['distance']:.3f}"
+    )
 
 
 def gallery(media: Media, result: SearchResult) -> list[tuple[str, str]]:
     """``(thumbnail, caption)`` per ranked image, the thumbnail framed by its mark."""
-    return [(media.thumbnail(row["path"], None if row["match"] is None else bool(row["match"])),
-             caption(row)) for _, row in result.ranking.iterrows()]
+    return [
+        (
+            media.thumbnail(row["path"], None if row["match"] is None else bool(row["match"])),
+            caption(row),
+        )
+        for _, row in result.ranking.iterrows()
+    ]
 
 
 def query_line(session: Session, query: Query) -> str:
     """What the query is (and any note or warning about it), in Markdown."""
     if query.record is None:
-        line = (f"**Query:** an uploaded {query.modality} image, not a test image: its "
-                "identity is unknown, so no right/wrong marks and no AP")
+        line = (
+            f"**Query:** an uploaded {query.modality} image, not a test image: its "
+            "identity is unknown, so no right/wrong marks and no AP"
+        )
     else:
         r = query.record
-        line = (f"**Query:** test image `{session.relative(r.path)}` · id={r.pid} · cam {r.cam}"
-                f" · {query.modality}" + (f"  \n_{query.note}_" if query.note else ""))
+        line = (
+            f"**Query:** test image `{session.relative(r.path)}` · id={r.pid} · cam {r.cam}"
+            f" · {query.modality}" + (f"  \n_{query.note}_" if query.note else "")
+        )
     return line + (f"  \n**⚠ {query.warning}**" if query.warning else "")
 
 
@@ -56,8 +69,10 @@ def result_line(name: str, query: Query, result: SearchResult) -> str:
         return f"**{name}:** no AP: no true match in the gallery, because {result.no_match}"
     line = f"**{name}:** AP {result.ap:.3f} · first true match at #{result.first_position}"
     if result.first_position != result.first_hit:
-        line += (f" of the list, CMC rank {result.first_hit} (the SYSU-MM01 protocol counts "
-                 "each identity once)")
+        line += (
+            f" of the list, CMC rank {result.first_hit} (the SYSU-MM01 protocol counts "
+            "each identity once)"
+        )
     return line
 
 

@@ -26,32 +26,64 @@ MAX_UPLOAD = "25mb"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python app.py", description="Serve the CycleTrans VI-ReID app (Gradio).")
-    parser.add_argument("--dataset", choices=("sysu", "regdb"), default=None,
-                        help="dataset layout (default: detected from --data-root)")
-    parser.add_argument("--data-root", default=None, metavar="DIR",
-                        help="dataset folder (default: the generated demo set in the cache)")
-    parser.add_argument("--checkpoint", default=None, metavar="FILE",
-                        help="CycleTrans weights (.safetensors with its .json; default: "
-                        "assets/checkpoints/full.safetensors, required with --data-root)")
-    parser.add_argument("--nocycle-checkpoint", default=None, metavar="FILE",
-                        help="CycleTrans without cycle (default with the demo set: "
-                        "assets/checkpoints/nocycle.safetensors; optional otherwise)")
-    parser.add_argument("--baseline-checkpoint", default=None, metavar="FILE",
-                        help="Baseline (default with the demo set: "
-                        "assets/checkpoints/baseline.safetensors; optional otherwise)")
+        prog="python app.py", description="Serve the CycleTrans VI-ReID app (Gradio)."
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=("sysu", "regdb"),
+        default=None,
+        help="dataset layout (default: detected from --data-root)",
+    )
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        metavar="DIR",
+        help="dataset folder (default: the generated demo set in the cache)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="FILE",
+        help="CycleTrans weights (.safetensors with its .json; default: "
+        "assets/checkpoints/full.safetensors, required with --data-root)",
+    )
+    parser.add_argument(
+        "--nocycle-checkpoint",
+        default=None,
+        metavar="FILE",
+        help="CycleTrans without cycle (default with the demo set: "
+        "assets/checkpoints/nocycle.safetensors; optional otherwise)",
+    )
+    parser.add_argument(
+        "--baseline-checkpoint",
+        default=None,
+        metavar="FILE",
+        help="Baseline (default with the demo set: "
+        "assets/checkpoints/baseline.safetensors; optional otherwise)",
+    )
     parser.add_argument("--trial", type=int, default=1, help="RegDB trial, 1..10 (default: 1)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default: 127.0.0.1, this machine only)")
-    parser.add_argument("--port", type=int, default=None,
-                        help="port (default: Gradio's, 7860 or the next free one)")
-    parser.add_argument("--share", action="store_true",
-                        help="make a public gradio.live link (default: off)")
-    parser.add_argument("--cache-dir", default=None, metavar="DIR",
-                        help="feature cache (default: ~/.cache/cycletrans/app, or "
-                        "$CYCLETRANS_CACHE/app)")
-    parser.add_argument("--device", default="cpu",
-                        help="where the models run: cpu, cuda, cuda:N or auto (default: cpu)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)"
+    )
+    parser.add_argument(
+        "--share", action="store_true", help="make a public gradio.live link (default: off)"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="feature cache (default: ~/.cache/cycletrans/app, or $CYCLETRANS_CACHE/app)",
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where the models run: cpu, cuda, cuda:N or auto (default: cpu)",
+    )
     args = parser.parse_args(argv)
     if args.data_root is not None and args.checkpoint is None:
         parser.error("--data-root needs --checkpoint (the CycleTrans model trained on it)")
@@ -66,8 +98,11 @@ def checkpoints_from_args(args: argparse.Namespace) -> dict:
     """Model name -> checkpoint path (None = not loaded) from the flags."""
     from analysis.session import BASELINE, CYCLETRANS, DEFAULT_CHECKPOINTS, NOCYCLE
 
-    given = {CYCLETRANS: args.checkpoint, NOCYCLE: args.nocycle_checkpoint,
-             BASELINE: args.baseline_checkpoint}
+    given = {
+        CYCLETRANS: args.checkpoint,
+        NOCYCLE: args.nocycle_checkpoint,
+        BASELINE: args.baseline_checkpoint,
+    }
     if args.data_root is None:  # the demo: the shipped checkpoints unless overridden
         return {name: given[name] or DEFAULT_CHECKPOINTS[name] for name in given}
     return given
@@ -105,17 +140,29 @@ class ImmutableFiles:
 
         async def send_cached(message: dict) -> None:
             if message["type"] == "http.response.start" and message["status"] == 200:
-                headers = [(k, v) for k, v in message.get("headers", [])
-                           if k.lower() != b"cache-control"]
-                message = {**message, "headers": [
-                    *headers, (b"cache-control", b"private, max-age=31536000, immutable")]}
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
+                ]
+                message = {
+                    **message,
+                    "headers": [
+                        *headers,
+                        (b"cache-control", b"private, max-age=31536000, immutable"),
+                    ],
+                }
             await send(message)
 
         await self.app(scope, receive, send_cached)
 
 
-def serve(session: Any, host: str = "127.0.0.1", port: int | None = None, share: bool = False,
-          block: bool = True, log: Any = None) -> tuple[Any, str]:
+def serve(
+    session: Any,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    share: bool = False,
+    block: bool = True,
+    log: Any = None,
+) -> tuple[Any, str]:
     """Build the UI of an :class:`~analysis.session.Session` and serve it.
 
     Only the app's media folder (thumbnails and query copies) is served besides Gradio's own
@@ -136,12 +183,23 @@ def serve(session: Any, host: str = "127.0.0.1", port: int | None = None, share:
         done["text"] = "overview, default t-SNE and tables computed"
     demo.queue(default_concurrency_limit=2)
     _, url, share_url = demo.launch(
-        server_name=host, server_port=port, share=share, allowed_paths=[str(media.folder)],
-        max_file_size=MAX_UPLOAD, footer_links=["api"], prevent_thread_lock=not block,
-        quiet=True, css=CSS, app_kwargs={"middleware": [Middleware(ImmutableFiles)]})
+        server_name=host,
+        server_port=port,
+        share=share,
+        allowed_paths=[str(media.folder)],
+        max_file_size=MAX_UPLOAD,
+        footer_links=["api"],
+        prevent_thread_lock=not block,
+        quiet=True,
+        css=CSS,
+        app_kwargs={"middleware": [Middleware(ImmutableFiles)]},
+    )
     where = "this machine only" if host == "127.0.0.1" else f"listening on {host}"
-    log(f"serving at {url} ({where}" + (f"; public link {share_url}" if share_url else
-                                        "; --share makes a public link") + ")")
+    log(
+        f"serving at {url} ({where}"
+        + (f"; public link {share_url}" if share_url else "; --share makes a public link")
+        + ")"
+    )
     return demo, url
 
 
@@ -161,10 +219,16 @@ def main(argv: list[str] | None = None) -> int:
 
     log(f"libraries: loaded ({time.perf_counter() - start:.1f} s)")
     try:
-        session = build_session(data_root=args.data_root, dataset=args.dataset,
-                                checkpoints=checkpoints_from_args(args), trial=args.trial,
-                                cache_dir=args.cache_dir, device=str(resolve_device(args.device)),
-                                progress=sys.stderr.isatty(), log=log)
+        session = build_session(
+            data_root=args.data_root,
+            dataset=args.dataset,
+            checkpoints=checkpoints_from_args(args),
+            trial=args.trial,
+            cache_dir=args.cache_dir,
+            device=str(resolve_device(args.device)),
+            progress=sys.stderr.isatty(),
+            log=log,
+        )
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -57,8 +57,9 @@ class Media:
     def thumbnail(self, path: str | Path, match: bool | None = None) -> str:
         """A small JPEG of the image at ``path`` with its mark (module docstring)."""
         target = self.folder / "thumbs" / f"{self._digest(path)}-{NAMES[match]}.jpg"
-        return self._write(target, lambda tmp: marked(read_image(path), match).save(
-            tmp, format="JPEG", quality=90))
+        return self._write(
+            target, lambda tmp: marked(read_image(path), match).save(tmp, format="JPEG", quality=90)
+        )
 
     def original(self, path: str | Path) -> str:
         """A served copy of the image file at ``path``, byte for byte (so that it is still
@@ -78,8 +79,7 @@ def marked(image: Image.Image, match: bool | None) -> Image.Image:
         draw = ImageDraw.Draw(framed)
         size = 22
         left, top = framed.width - size - 2, 2
-        draw.ellipse((left, top, left + size, top + size), fill=colour, outline="white",
-                     width=2)
+        draw.ellipse((left, top, left + size, top + size), fill=colour, outline="white", width=2)
         if match:
             points = [(left + 6, top + 11), (left + 10, top + 16), (left + 17, top + 6)]
         else:

@@ -34,9 +34,11 @@ from analysis.session import Session
 from app.errors import api_endpoint, in_place
 
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI"}
-HOW_TO = ("`python -m cycletrans ablate --preset demo --table 2 --table 3 --output "
-          "runs/ablation/demo` writes `table2.json` / `table3.json`; put them under "
-          "`assets/results/` or upload one here.")
+HOW_TO = (
+    "`python -m cycletrans ablate --preset demo --table 2 --table 3 --output "
+    "runs/ablation/demo` writes `table2.json` / `table3.json`; put them under "
+    "`assets/results/` or upload one here."
+)
 
 
 def table_number(table: Any) -> int:
@@ -53,30 +55,37 @@ def paper_view(number: int) -> tuple[pd.DataFrame, str]:
     table = load_paper_table(number)
     if "Method" in table.columns:
         return table, "Method"
-    table.insert(0, "setting", [f"k={k}, n={n}" for k, n in zip(table["k"], table["n"],
-                                                                 strict=True)])
+    table.insert(
+        0, "setting", [f"k={k}, n={n}" for k, n in zip(table["k"], table["n"], strict=True)]
+    )
     return table, "setting"
 
 
 def metric_columns(number: int) -> list[str]:
     """The numeric columns of Table ``number`` (what can be charted)."""
     table, label = paper_view(number)
-    return [c for c in table.columns if c not in (label, "k", "n")
-            and pd.api.types.is_numeric_dtype(table[c])]
+    return [
+        c
+        for c in table.columns
+        if c not in (label, "k", "n") and pd.api.types.is_numeric_dtype(table[c])
+    ]
 
 
 def reproduced_choices(session: Session, number: int) -> list[str]:
     """The reproductions of Table ``number`` under the results folder (relative paths)."""
-    return [path.relative_to(session.results_dir).as_posix()
-            for path in find_reproduced(session.results_dir).get(number, [])]
+    return [
+        path.relative_to(session.results_dir).as_posix()
+        for path in find_reproduced(session.results_dir).get(number, [])
+    ]
 
 
 def _reproduced_path(session: Session, reproduced: str | None) -> Path:
     base = session.results_dir.resolve()
     path = (base / reproduced).resolve()
     if not path.is_relative_to(base):
-        raise ValueError(f"reproduced tables are read from {session.results_dir.name}/ only, "
-                         f"got {reproduced!r}")
+        raise ValueError(
+            f"reproduced tables are read from {session.results_dir.name}/ only, got {reproduced!r}"
+        )
     return path
 
 
@@ -86,26 +95,46 @@ def _comparison(path: Path, number: int, metric: str) -> tuple[pd.DataFrame, Any
         ours = load_reproduced_table(path)
     except (ValueError, FileNotFoundError, KeyError, TypeError) as error:
         reason = str(error).replace(str(path.with_suffix(".json")), path.name)
-        return pd.DataFrame(), None, (f"**{path.name} is not a reproduced table** ({reason}); "
-                                      "the paper's table is unchanged.")
+        return (
+            pd.DataFrame(),
+            None,
+            (
+                f"**{path.name} is not a reproduced table** ({reason}); "
+                "the paper's table is unchanged."
+            ),
+        )
     ours_number = ours.attrs["paper_table"]
     if ours_number != number:
-        return pd.DataFrame(), None, (f"**{path.name} reproduces Table {ROMAN[ours_number]}**, "
-                                      f"not Table {ROMAN[number]}: choose Table "
-                                      f"{ROMAN[ours_number]} to compare.")
+        return (
+            pd.DataFrame(),
+            None,
+            (
+                f"**{path.name} reproduces Table {ROMAN[ours_number]}**, "
+                f"not Table {ROMAN[number]}: choose Table "
+                f"{ROMAN[ours_number]} to compare."
+            ),
+        )
     comparison = compare_with_paper(ours, number).drop(columns="variant").round(2)
     chart = ablation_chart(comparison, metric if metric in METRICS else METRICS[0])
     chart.update_layout(title=f"{chart.layout.title.text}: paper vs ours")
     meta = ours.attrs.get("metadata", {})
-    provenance = ", ".join(f"{k}={meta[k]}" for k in ("preset", "seed", "epochs", "date")
-                           if meta.get(k) is not None)
-    return comparison, chart, (f"**Reproduced Table {ROMAN[number]}** from `{path.name}`"
-                               + (f" ({provenance})" if provenance else "")
-                               + "; diff = ours - paper, in points.")
+    provenance = ", ".join(
+        f"{k}={meta[k]}" for k in ("preset", "seed", "epochs", "date") if meta.get(k) is not None
+    )
+    return (
+        comparison,
+        chart,
+        (
+            f"**Reproduced Table {ROMAN[number]}** from `{path.name}`"
+            + (f" ({provenance})" if provenance else "")
+            + "; diff = ours - paper, in points."
+        ),
+    )
 
 
-def ablation(session: Session, table: Any, metric: str | None, reproduced: str | None,
-             upload: str | None) -> tuple:
+def ablation(
+    session: Session, table: Any, metric: str | None, reproduced: str | None, upload: str | None
+) -> tuple:
     """The ``/ablation`` endpoint (module docstring): the comparison is empty, its chart None,
     when there is none."""
     number = table_number(table)
@@ -113,8 +142,7 @@ def ablation(session: Session, table: Any, metric: str | None, reproduced: str |
     choices = metric_columns(number)
     metric = metric or choices[0]
     if metric not in choices:
-        raise ValueError(f"Table {ROMAN[number]} has no metric {metric!r}: choose one of "
-                         f"{choices}")
+        raise ValueError(f"Table {ROMAN[number]} has no metric {metric!r}: choose one of {choices}")
     status = [f"**Table {ROMAN[number]}:** {readable_caption(number)}"]
     comparison, chart = pd.DataFrame(), None
     available = reproduced_choices(session, number)
@@ -123,20 +151,29 @@ def ablation(session: Session, table: Any, metric: str | None, reproduced: str |
         comparison, chart, line = _comparison(path, number, metric)
         status.append(line)
     else:
-        status.append(f"**Not reproduced:** no reproduction of Table {ROMAN[number]} among the "
-                      "reproduced tables"
-                      + (f". {HOW_TO}" if number in (2, 3) else
-                         " (the project reproduces Tables II and III)."))
-    return paper, ablation_chart(paper, metric, label=label), comparison, chart, \
-        "  \n".join(status)
+        status.append(
+            f"**Not reproduced:** no reproduction of Table {ROMAN[number]} among the "
+            "reproduced tables"
+            + (
+                f". {HOW_TO}"
+                if number in (2, 3)
+                else " (the project reproduces Tables II and III)."
+            )
+        )
+    return paper, ablation_chart(paper, metric, label=label), comparison, chart, "  \n".join(status)
 
 
 def shown_tables(session: Session, *args: Any) -> tuple:
     """:func:`ablation` for the page: no empty comparison table or chart."""
     paper, paper_chart, comparison, chart, status = ablation(session, *args)
     shown = not comparison.empty
-    return (paper, paper_chart, gr.Dataframe(comparison, visible=shown),
-            gr.Plot(chart, visible=shown), status)
+    return (
+        paper,
+        paper_chart,
+        gr.Dataframe(comparison, visible=shown),
+        gr.Plot(chart, visible=shown),
+        status,
+    )
 
 
 def table_of_upload(upload: str | None) -> int | None:
@@ -152,35 +189,57 @@ def build(session: Session) -> None:
     first = metric_columns(2)
     files = reproduced_choices(session, 2)
     with gr.Row(equal_height=True):
-        table = gr.Dropdown([(f"Table {ROMAN[n]}", n) for n in TABLE_NUMBERS], value=2,
-                            label="Paper table", elem_id="paper-select")
-        metric = gr.Dropdown(first, value=first[0], label="Chart metric",
-                             allow_custom_value=True)  # the choices follow the table
-        reproduced = gr.Dropdown(files, value=files[0] if files else None,
-                                 label="Its reproduction (assets/results)",
-                                 elem_id="reproduced-select", allow_custom_value=True)
-        upload = gr.UploadButton("Upload a reproduced table (.json)", file_types=[".json"],
-                                 type="filepath", elem_id="ablation-upload")
+        table = gr.Dropdown(
+            [(f"Table {ROMAN[n]}", n) for n in TABLE_NUMBERS],
+            value=2,
+            label="Paper table",
+            elem_id="paper-select",
+        )
+        metric = gr.Dropdown(
+            first, value=first[0], label="Chart metric", allow_custom_value=True
+        )  # the choices follow the table
+        reproduced = gr.Dropdown(
+            files,
+            value=files[0] if files else None,
+            label="Its reproduction (assets/results)",
+            elem_id="reproduced-select",
+            allow_custom_value=True,
+        )
+        upload = gr.UploadButton(
+            "Upload a reproduced table (.json)",
+            file_types=[".json"],
+            type="filepath",
+            elem_id="ablation-upload",
+        )
     inputs = [table, metric, reproduced, upload]
     default = ablation(session, 2, first[0], files[0] if files else None, None)
     status = gr.Markdown(default[4], elem_id="ablation-status")
-    paper = gr.Dataframe(default[0], label="Paper", interactive=False, wrap=True,
-                         elem_id="paper-table")
-    comparison = gr.Dataframe(default[2], label="Reproduced vs paper (diff = ours - paper)",
-                              interactive=False, wrap=True, elem_id="comparison-table",
-                              visible=not default[2].empty)
+    paper = gr.Dataframe(
+        default[0], label="Paper", interactive=False, wrap=True, elem_id="paper-table"
+    )
+    comparison = gr.Dataframe(
+        default[2],
+        label="Reproduced vs paper (diff = ours - paper)",
+        interactive=False,
+        wrap=True,
+        elem_id="comparison-table",
+        visible=not default[2].empty,
+    )
     with gr.Row():
         paper_chart = gr.Plot(default[1], label="Paper chart")
-        comparison_chart = gr.Plot(default[3], label="Reproduced vs paper chart",
-                                   visible=not default[2].empty)
+        comparison_chart = gr.Plot(
+            default[3], label="Reproduced vs paper chart", visible=not default[2].empty
+        )
     outputs = [paper, paper_chart, comparison, comparison_chart, status]
     api_endpoint(functools.partial(ablation, session), inputs, outputs, "ablation")
     shown = in_place(functools.partial(shown_tables, session), len(outputs), len(outputs) - 1)
 
     def choices(number: int) -> tuple:
         metrics, files = metric_columns(number), reproduced_choices(session, number)
-        return (gr.Dropdown(choices=metrics, value=metrics[0]),
-                gr.Dropdown(choices=files, value=files[0] if files else None))
+        return (
+            gr.Dropdown(choices=metrics, value=metrics[0]),
+            gr.Dropdown(choices=files, value=files[0] if files else None),
+        )
 
     def select_table(number: Any) -> tuple:
         """A new paper table: its metrics and its reproductions; no upload."""
@@ -193,10 +252,13 @@ def build(session: Session) -> None:
         return (gr.Dropdown(value=target), *choices(target))
 
     private = {"api_visibility": "private"}
-    table.input(select_table, [table], [metric, reproduced, upload], **private
-                ).then(shown, inputs, outputs, **private)
+    table.input(select_table, [table], [metric, reproduced, upload], **private).then(
+        shown, inputs, outputs, **private
+    )
     metric.input(shown, inputs, outputs, **private)
-    reproduced.input(lambda: None, None, [upload], **private).then(shown, inputs, outputs,
-                                                                  **private)
-    upload.upload(uploaded, [upload, table], [table, metric, reproduced], **private
-                  ).then(shown, inputs, outputs, **private)
+    reproduced.input(lambda: None, None, [upload], **private).then(
+        shown, inputs, outputs, **private
+    )
+    upload.upload(uploaded, [upload, table], [table, metric, reproduced], **private).then(
+        shown, inputs, outputs, **private
+    )

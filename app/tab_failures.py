@@ -30,13 +30,26 @@ RANKED = 10
 MAX_COUNT = 100
 DEFAULT_COUNT = 20
 FILE = "file"  # the column holding the query's path relative to the dataset root
-COMPARED = ["pid", "cam", "first_hit_baseline", "first_hit_model", "ap_baseline", "ap_model",
-            "ap_change"]
+COMPARED = [
+    "pid",
+    "cam",
+    "first_hit_baseline",
+    "first_hit_model",
+    "ap_baseline",
+    "ap_model",
+    "ap_change",
+]
 OPENS = "select a row to open the query in the Retrieval and Attention tabs"
-HEADERS = {"pid": "id", "ap": "AP", "first_hit": "first match (CMC rank)",
-           "first_hit_baseline": f"first match, {BASELINE}",
-           "first_hit_model": f"first match, {CYCLETRANS}", "ap_baseline": f"AP, {BASELINE}",
-           "ap_model": f"AP, {CYCLETRANS}", "ap_change": "AP change"}
+HEADERS = {
+    "pid": "id",
+    "ap": "AP",
+    "first_hit": "first match (CMC rank)",
+    "first_hit_baseline": f"first match, {BASELINE}",
+    "first_hit_model": f"first match, {CYCLETRANS}",
+    "ap_baseline": f"AP, {BASELINE}",
+    "ap_model": f"AP, {CYCLETRANS}",
+    "ap_change": "AP change",
+}
 
 
 def camera_choices(session: Session, modality: str) -> list[tuple[str, str]]:
@@ -64,8 +77,10 @@ def _in_cameras(table: pd.DataFrame, cams: list[int] | None) -> pd.DataFrame:
 
 def _ranked_ids(session: Session, model: str, path: str) -> str:
     result = session.search(model, session.test_query(session.path_index[path]), RANKED)
-    return " ".join(f"{MARKS[bool(m)]}{pid}" for pid, m in
-                    zip(result.ranking["pid"], result.ranking["match"], strict=True))
+    return " ".join(
+        f"{MARKS[bool(m)]}{pid}"
+        for pid, m in zip(result.ranking["pid"], result.ranking["match"], strict=True)
+    )
 
 
 def _display(session: Session, table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -74,8 +89,9 @@ def _display(session: Session, table: pd.DataFrame, columns: list[str]) -> pd.Da
     return shown[[FILE, *columns]].round(3).rename(columns=HEADERS)
 
 
-def failures(session: Session, media: Media, model: str, modality: str, cameras: Any,
-             count: float) -> tuple[pd.DataFrame, list, pd.DataFrame, pd.DataFrame, str]:
+def failures(
+    session: Session, media: Media, model: str, modality: str, cameras: Any, count: float
+) -> tuple[pd.DataFrame, list, pd.DataFrame, pd.DataFrame, str]:
     """The ``/failures`` endpoint (module docstring)."""
     entry = session.model(model)
     modality = modality_name(modality)
@@ -83,30 +99,36 @@ def failures(session: Session, media: Media, model: str, modality: str, cameras:
     cams = _cameras(session, cameras, modality)
     results = session.query_results(entry.name, modality)
     worst = worst_queries(results, k=count, cams=cams)
-    worst = worst.assign(**{f"top-{RANKED} ids": [_ranked_ids(session, entry.name, p)
-                                                   for p in worst["path"]]})
-    worst_table = _display(session, worst, ["pid", "cam", "ap", "first_hit",
-                                            f"top-{RANKED} ids"])
+    worst = worst.assign(
+        **{f"top-{RANKED} ids": [_ranked_ids(session, entry.name, p) for p in worst["path"]]}
+    )
+    worst_table = _display(session, worst, ["pid", "cam", "ap", "first_hit", f"top-{RANKED} ids"])
     ranked: list[tuple[str, str]] = []
     if len(worst):
         query = session.test_query(session.path_index[worst["path"].iloc[0]])
-        ranked = [(media.thumbnail(query.path), f"query · id={query.record.pid} · cam "
-                                                f"{query.record.cam}")]
+        ranked = [
+            (media.thumbnail(query.path), f"query · id={query.record.pid} · cam {query.record.cam}")
+        ]
         ranked += gallery(media, session.search(entry.name, query, RANKED))
     metrics = session.cross_metrics(entry.name, modality, cams)
-    lines = [f"**{entry.name}**, {modality} queries"
-             + (f" from cameras {', '.join(map(str, cams))}" if cams else "")
-             + f": {metrics['num_valid']} with a true match, mAP {100 * metrics['mAP']:.2f} %,"
-             f" Rank-1 {100 * metrics['r1']:.2f} % (every image of the other modality as "
-             "gallery)."]
+    lines = [
+        f"**{entry.name}**, {modality} queries"
+        + (f" from cameras {', '.join(map(str, cams))}" if cams else "")
+        + f": {metrics['num_valid']} with a true match, mAP {100 * metrics['mAP']:.2f} %,"
+        f" Rank-1 {100 * metrics['r1']:.2f} % (every image of the other modality as "
+        "gallery)."
+    ]
     fixed = broken = pd.DataFrame(columns=[FILE, *COMPARED]).rename(columns=HEADERS)
     if BASELINE in session.models:
-        comparison = compare_models(session.query_results(BASELINE, modality),
-                                    session.query_results(CYCLETRANS, modality))
+        comparison = compare_models(
+            session.query_results(BASELINE, modality), session.query_results(CYCLETRANS, modality)
+        )
         fixed = _display(session, _in_cameras(comparison.fixed, cams), COMPARED)
         broken = _display(session, _in_cameras(comparison.broken, cams), COMPARED)
-        lines.append(f"{CYCLETRANS} against {BASELINE}: **{len(fixed)} fixed** (first true "
-                     f"match moved to rank 1), **{len(broken)} broken** (moved away from it).")
+        lines.append(
+            f"{CYCLETRANS} against {BASELINE}: **{len(fixed)} fixed** (first true "
+            f"match moved to rank 1), **{len(broken)} broken** (moved away from it)."
+        )
     else:
         lines.append(f"No {BASELINE} model is loaded: nothing to compare {CYCLETRANS} with.")
     lines.append(f"_In every table, {OPENS}._")
@@ -133,35 +155,70 @@ def build(session: Session, media: Media) -> FailuresTab:
     default = failures(session, media, CYCLETRANS, "infrared", [], DEFAULT_COUNT)
     with gr.Row():
         model = gr.Dropdown(session.model_names, value=CYCLETRANS, label="Model")
-        modality = gr.Radio(MODALITY_CHOICES, value="infrared", label="Query modality",
-                            elem_id="failures-modality")
-        cameras = gr.CheckboxGroup(camera_choices(session, "infrared"),
-                                   label="Query cameras (none = all)",
-                                   elem_id="failures-cameras")
+        modality = gr.Radio(
+            MODALITY_CHOICES, value="infrared", label="Query modality", elem_id="failures-modality"
+        )
+        cameras = gr.CheckboxGroup(
+            camera_choices(session, "infrared"),
+            label="Query cameras (none = all)",
+            elem_id="failures-cameras",
+        )
         count = gr.Slider(1, MAX_COUNT, value=DEFAULT_COUNT, step=1, label="Worst queries")
         button = gr.Button("Find failures", variant="primary", elem_id="failures-button")
     summary = gr.Markdown(default[4], elem_id="failures-summary")
-    worst = gr.Dataframe(default[0], label=f"Worst queries by AP ({OPENS})", interactive=False,
-                         wrap=True, elem_id="worst-table")
-    ranked = gr.Gallery(default[1], label="The worst query and its ranked list",
-                        columns=RANKED + 1, height="auto", object_fit="contain",
-                        elem_classes=["ranked"])
-    fixed = gr.Dataframe(default[2], label=f"Fixed by {CYCLETRANS} vs {BASELINE} ({OPENS})",
-                         interactive=False, wrap=True, elem_id="fixed-table")
-    broken = gr.Dataframe(default[3], label=f"Broken by {CYCLETRANS} vs {BASELINE} ({OPENS})",
-                          interactive=False, wrap=True, elem_id="broken-table")
+    worst = gr.Dataframe(
+        default[0],
+        label=f"Worst queries by AP ({OPENS})",
+        interactive=False,
+        wrap=True,
+        elem_id="worst-table",
+    )
+    ranked = gr.Gallery(
+        default[1],
+        label="The worst query and its ranked list",
+        columns=RANKED + 1,
+        height="auto",
+        object_fit="contain",
+        elem_classes=["ranked"],
+    )
+    fixed = gr.Dataframe(
+        default[2],
+        label=f"Fixed by {CYCLETRANS} vs {BASELINE} ({OPENS})",
+        interactive=False,
+        wrap=True,
+        elem_id="fixed-table",
+    )
+    broken = gr.Dataframe(
+        default[3],
+        label=f"Broken by {CYCLETRANS} vs {BASELINE} ({OPENS})",
+        interactive=False,
+        wrap=True,
+        elem_id="broken-table",
+    )
     inputs = [model, modality, cameras, count]
     outputs = [worst, ranked, fixed, broken, summary]
     handler = functools.partial(failures, session, media)
     # the page offers the cameras of the chosen modality; the API accepts any (and says which
     # ones fit)
-    every_camera = gr.CheckboxGroup([str(c) for c in sorted({r.cam for r in
-                                                             session.split.records})],
-                                    label="Query cameras", visible=False)
-    api_endpoint(handler, [model, modality, every_camera, count], outputs, "failures",
-                 concurrency_id="failures", concurrency_limit=1)
+    every_camera = gr.CheckboxGroup(
+        [str(c) for c in sorted({r.cam for r in session.split.records})],
+        label="Query cameras",
+        visible=False,
+    )
+    api_endpoint(
+        handler,
+        [model, modality, every_camera, count],
+        outputs,
+        "failures",
+        concurrency_id="failures",
+        concurrency_limit=1,
+    )
     shown = in_place(handler, len(outputs), len(outputs) - 1)
     button.click(shown, inputs, outputs, api_visibility="private", concurrency_id="failures")
-    modality.change(lambda m: gr.CheckboxGroup(choices=camera_choices(session, m), value=[]),
-                    [modality], [cameras], api_visibility="private")
+    modality.change(
+        lambda m: gr.CheckboxGroup(choices=camera_choices(session, m), value=[]),
+        [modality],
+        [cameras],
+        api_visibility="private",
+    )
     return FailuresTab([worst, fixed, broken])

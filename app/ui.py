@@ -51,11 +51,14 @@ CSS = """
 
 
 def header(session: Session) -> str:
-    models = ", ".join(f"{name} ({entry.checkpoint.name})"
-                       for name, entry in session.models.items())
-    return (f"# CycleTrans: visible-infrared person re-identification\n"
-            f"Dataset: **{session.split.label}** ({len(session.split.records)} test images, "
-            f"{session.split.protocol.upper()} protocol) · models: {models}")
+    models = ", ".join(
+        f"{name} ({entry.checkpoint.name})" for name, entry in session.models.items()
+    )
+    return (
+        f"# CycleTrans: visible-infrared person re-identification\n"
+        f"Dataset: **{session.split.label}** ({len(session.split.records)} test images, "
+        f"{session.split.protocol.upper()} protocol) · models: {models}"
+    )
 
 
 def build_ui(session: Session, media: Media) -> gr.Blocks:
@@ -80,30 +83,55 @@ def build_ui(session: Session, media: Media) -> gr.Blocks:
         # a search's query and model carry over to the Attention tab; a clicked result is its
         # match
         retrieval.gallery.select(_match_rank, None, [attention.match_rank], **private)
-        for source, target in ((retrieval.image, attention.image),
-                               (retrieval.modality, attention.modality),
-                               (retrieval.model, attention.model)):
+        for source, target in (
+            (retrieval.image, attention.image),
+            (retrieval.modality, attention.modality),
+            (retrieval.model, attention.model),
+        ):
             source.change(lambda value: value, [source], [target], **private)
 
         def open_test_image(path: str, tab: str) -> tuple:
             query = session.test_query(session.path_index[path])
             served = media.original(query.path)
-            return (served, query.modality, query_line(session, query), served,
-                    query.modality, gr.Tabs(selected=tab))
+            return (
+                served,
+                query.modality,
+                query_line(session, query),
+                served,
+                query.modality,
+                gr.Tabs(selected=tab),
+            )
 
-        opened = [retrieval.image, retrieval.modality, retrieval.status, attention.image,
-                  attention.modality, tabs]
+        opened = [
+            retrieval.image,
+            retrieval.modality,
+            retrieval.status,
+            attention.image,
+            attention.modality,
+            tabs,
+        ]
         if overview.example is not None:
             path = str(overview.example.query.path)
-            retrieval.then_search(overview.to_retrieval.click(
-                lambda: open_test_image(path, RETRIEVAL), None, opened, **private))
-            attention.then_explain(overview.to_attention.click(
-                lambda: (*open_test_image(path, ATTENTION), 1, CYCLETRANS), None,
-                [*opened, attention.match_rank, attention.model], **private))
+            retrieval.then_search(
+                overview.to_retrieval.click(
+                    lambda: open_test_image(path, RETRIEVAL), None, opened, **private
+                )
+            )
+            attention.then_explain(
+                overview.to_attention.click(
+                    lambda: (*open_test_image(path, ATTENTION), 1, CYCLETRANS),
+                    None,
+                    [*opened, attention.match_rank, attention.model],
+                    **private,
+                )
+            )
 
         def open_row(table: Any, evt: gr.SelectData) -> tuple:
-            file = evt.row_value[list(table.columns).index(tab_failures.FILE)] \
-                if evt.row_value else None
+            file = (
+                evt.row_value[list(table.columns).index(tab_failures.FILE)]
+                if evt.row_value
+                else None
+            )
             if not file:
                 raise gr.Error("select a row of the table")
             try:
@@ -113,8 +141,9 @@ def build_ui(session: Session, media: Media) -> gr.Blocks:
             return open_test_image(path, RETRIEVAL)
 
         for table in failures.tables:
-            attention.then_explain(retrieval.then_search(
-                table.select(open_row, [table], opened, **private)))
+            attention.then_explain(
+                retrieval.then_search(table.select(open_row, [table], opened, **private))
+            )
     return demo
 
 

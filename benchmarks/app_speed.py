@@ -60,21 +60,36 @@ from analysis.session import (  # noqa: E402
 from cycletrans.data.images import MAX_PIXELS  # noqa: E402
 
 CONCURRENT = 20
-TARGETS = {"search median (s)": 0.3, "Grad-CAM (s)": 1.5, "t-SNE on demand (s)": 10.0,
-           f"peak memory after {CONCURRENT} worst uploads (GB)": 1.5}
+TARGETS = {
+    "search median (s)": 0.3,
+    "Grad-CAM (s)": 1.5,
+    "t-SNE on demand (s)": 10.0,
+    f"peak memory after {CONCURRENT} worst uploads (GB)": 1.5,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--searches", type=int, default=50, help="test-image searches to time")
-    p.add_argument("--new-searches", type=int, default=10,
-                   help="new-image searches to time, and searches with downloads")
+    p.add_argument(
+        "--new-searches",
+        type=int,
+        default=10,
+        help="new-image searches to time, and searches with downloads",
+    )
     p.add_argument("--explains", type=int, default=5, help="Grad-CAM calls to time")
-    p.add_argument("--threads", type=int, default=None,
-                   help="OMP_NUM_THREADS of the server (default: torch's own choice)")
-    p.add_argument("--first-start", action="store_true",
-                   help="also time a start from an empty cycletrans cache (generates the demo "
-                   "set, about a minute or more)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="OMP_NUM_THREADS of the server (default: torch's own choice)",
+    )
+    p.add_argument(
+        "--first-start",
+        action="store_true",
+        help="also time a start from an empty cycletrans cache (generates the demo "
+        "set, about a minute or more)",
+    )
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -96,21 +111,42 @@ def free_port() -> int:
 class App:
     """``python app.py`` on a free port, its output lines collected."""
 
-    def __init__(self, paths: dict[str, Path], cache: Path, threads: int | None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        paths: dict[str, Path],
+        cache: Path,
+        threads: int | None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         environment = {**os.environ, **(env or {})}
         if threads:
             environment["OMP_NUM_THREADS"] = str(threads)
-        command = [sys.executable, "app.py", "--port", str(self.port), "--cache-dir",
-                   str(cache), "--checkpoint", str(paths[CYCLETRANS]),
-                   "--nocycle-checkpoint", str(paths[NOCYCLE]),
-                   "--baseline-checkpoint", str(paths[BASELINE])]
+        command = [
+            sys.executable,
+            "app.py",
+            "--port",
+            str(self.port),
+            "--cache-dir",
+            str(cache),
+            "--checkpoint",
+            str(paths[CYCLETRANS]),
+            "--nocycle-checkpoint",
+            str(paths[NOCYCLE]),
+            "--baseline-checkpoint",
+            str(paths[BASELINE]),
+        ]
         self.lines: list[str] = []
         start = time.perf_counter()
-        self.process = subprocess.Popen(command, cwd=REPO, env=environment, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=environment,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         threading.Thread(target=self._read, daemon=True).start()
         self.seconds = self._wait(start)
 
@@ -121,8 +157,10 @@ class App:
     def _wait(self, start: float) -> float:
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the app exited with code {self.process.returncode}:\n"
-                                   + "\n".join(self.lines[-20:]))
+                raise RuntimeError(
+                    f"the app exited with code {self.process.returncode}:\n"
+                    + "\n".join(self.lines[-20:])
+                )
             try:
                 with urllib.request.urlopen(self.url, timeout=1) as response:
                     if response.status == 200:
@@ -162,15 +200,18 @@ def worst_images(work: Path) -> dict[str, Path]:
     paths = {"RGBA": work / "worst-rgba.png", "16-bit": work / "thermal16.png"}
     Image.fromarray(rgba, "RGBA").save(paths["RGBA"])
     del rgba
-    Image.fromarray(np.broadcast_to((np.arange(6300) * 10).astype(np.uint16), (6300, 6300))
-                    .copy()).save(paths["16-bit"])
+    Image.fromarray(
+        np.broadcast_to((np.arange(6300) * 10).astype(np.uint16), (6300, 6300)).copy()
+    ).save(paths["16-bit"])
     return paths
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
-          "(other processes on the machine slow every number below)")
+    print(
+        f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
+        "(other processes on the machine slow every number below)"
+    )
     work = Path(tempfile.mkdtemp(prefix="app-speed-"))
     try:
         return measure(args, work)
@@ -188,8 +229,12 @@ def measure(args: argparse.Namespace, work: Path) -> int:
     paths = checkpoints()
     results: dict[str, float] = {}
     if args.first_start:
-        first = App(paths, work / "first-cache", args.threads,
-                    env={"CYCLETRANS_CACHE": str(work / "empty-cycletrans-cache")})
+        first = App(
+            paths,
+            work / "first-cache",
+            args.threads,
+            env={"CYCLETRANS_CACHE": str(work / "empty-cycletrans-cache")},
+        )
         first.stop()
         results["start-up, first ever (s)"] = first.seconds
         print("first start, the app's phases:\n  " + "\n  ".join(first.lines))
@@ -199,8 +244,9 @@ def measure(args: argparse.Namespace, work: Path) -> int:
     cold.stop()
     app = App(paths, cache, args.threads)
     print("warm start, the app's phases:\n  " + "\n  ".join(app.lines))
-    results.update({"start-up, cold feature cache (s)": cold.seconds,
-                    "start-up, warm cache (s)": app.seconds})
+    results.update(
+        {"start-up, cold feature cache (s)": cold.seconds, "start-up, warm cache (s)": app.seconds}
+    )
     try:
         client = Client(app.url, verbose=False, download_files=False)
         downloading = Client(app.url, verbose=False)
@@ -209,8 +255,7 @@ def measure(args: argparse.Namespace, work: Path) -> int:
         picks = rng.choice(len(infrared), size=args.searches, replace=False)
 
         def search(c: Client, path: str | Path) -> object:
-            return c.predict(handle_file(str(path)), "infrared", CYCLETRANS, 10,
-                             api_name="/search")
+            return c.predict(handle_file(str(path)), "infrared", CYCLETRANS, 10, api_name="/search")
 
         searches = [timed(lambda p=infrared[i]: search(client, p)) for i in picks]
         new = []
@@ -230,46 +275,60 @@ def measure(args: argparse.Namespace, work: Path) -> int:
         crowd = [infrared[i] for i in picks[:CONCURRENT]]
         with ThreadPoolExecutor(CONCURRENT) as pool:
             crowd_plain = list(pool.map(lambda p: timed(lambda: search(client, p)), crowd))
-            crowd_downloads = list(pool.map(
-                lambda p: timed(lambda: search(downloading, p)), crowd))
+            crowd_downloads = list(pool.map(lambda p: timed(lambda: search(downloading, p)), crowd))
             crowd_fetched = list(pool.map(lambda p: timed(lambda: search_and_fetch(p)), crowd))
-        explains = [timed(lambda p=infrared[i]: client.predict(
-            handle_file(p), "infrared", 1, CYCLETRANS, api_name="/explain"))
-            for i in picks[: args.explains]]
+        explains = [
+            timed(
+                lambda p=infrared[i]: client.predict(
+                    handle_file(p), "infrared", 1, CYCLETRANS, api_name="/explain"
+                )
+            )
+            for i in picks[: args.explains]
+        ]
         tsne_default = timed(lambda: client.predict(10, args.seed, api_name="/tsne"))
         tsne_new = timed(lambda: client.predict(20, args.seed + 1, api_name="/tsne"))
-        results.update({
-            "search median (s)": statistics.median(searches),
-            "search p95 (s)": percentile(searches, 95),
-            "new-image search median (s)": statistics.median(new),
-            "new-image search p95 (s)": percentile(new, 95),
-            "search + images, gradio_client, median (s)": statistics.median(downloads),
-            "search + images, one connection, median (s)": statistics.median(fetched),
-            f"{CONCURRENT} concurrent searches, median (s)": statistics.median(crowd_plain),
-            f"{CONCURRENT} concurrent + images, gradio_client (s)": statistics.median(
-                crowd_downloads),
-            f"{CONCURRENT} concurrent + images, one connection (s)": statistics.median(
-                crowd_fetched),
-            "Grad-CAM (s)": statistics.median(explains),
-            "t-SNE default view (s)": tsne_default,
-            "t-SNE on demand (s)": tsne_new,
-            "peak memory (GB)": app.peak_gb(),
-        })
+        results.update(
+            {
+                "search median (s)": statistics.median(searches),
+                "search p95 (s)": percentile(searches, 95),
+                "new-image search median (s)": statistics.median(new),
+                "new-image search p95 (s)": percentile(new, 95),
+                "search + images, gradio_client, median (s)": statistics.median(downloads),
+                "search + images, one connection, median (s)": statistics.median(fetched),
+                f"{CONCURRENT} concurrent searches, median (s)": statistics.median(crowd_plain),
+                f"{CONCURRENT} concurrent + images, gradio_client (s)": statistics.median(
+                    crowd_downloads
+                ),
+                f"{CONCURRENT} concurrent + images, one connection (s)": statistics.median(
+                    crowd_fetched
+                ),
+                "Grad-CAM (s)": statistics.median(explains),
+                "t-SNE default view (s)": tsne_default,
+                "t-SNE on demand (s)": tsne_new,
+                "peak memory (GB)": app.peak_gb(),
+            }
+        )
         for name, path in worst_images(work).items():
             with ThreadPoolExecutor(CONCURRENT) as pool:
-                seconds = list(pool.map(lambda p: timed(lambda: search(client, p)),
-                                        [path] * CONCURRENT))
+                seconds = list(
+                    pool.map(lambda p: timed(lambda: search(client, p)), [path] * CONCURRENT)
+                )
             results[f"{CONCURRENT} uploads of the {name} PNG, slowest (s)"] = max(seconds)
         results[f"peak memory after {CONCURRENT} worst uploads (GB)"] = app.peak_gb()
     finally:
         app.stop()
-    print(f"demo test split: {len(test)} images; {args.searches} test-image searches, "
-          f"{args.new_searches} new-image searches, {args.explains} Grad-CAM calls (top-10, "
-          "CycleTrans, infrared queries; times seen by the client)")
+    print(
+        f"demo test split: {len(test)} images; {args.searches} test-image searches, "
+        f"{args.new_searches} new-image searches, {args.explains} Grad-CAM calls (top-10, "
+        "CycleTrans, infrared queries; times seen by the client)"
+    )
     for name, value in results.items():
         target = TARGETS.get(name)
-        verdict = "" if target is None else (f"  target <= {target}: "
-                                             + ("met" if value <= target else "MISSED"))
+        verdict = (
+            ""
+            if target is None
+            else (f"  target <= {target}: " + ("met" if value <= target else "MISSED"))
+        )
         print(f"{name:48s} {value:8.3f}{verdict}")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0

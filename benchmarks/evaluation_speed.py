@@ -79,9 +79,17 @@ def loop_rank_metrics(distmat, q_ids, g_ids, q_cams, g_cams, protocol: str) -> d
         found_at[rank - 1] += 1
     cmc = np.cumsum(found_at) / valid.sum()
     result = {f"r{k}": float(cmc[min(k, num_g) - 1]) for k in (1, 5, 10, 20)}
-    result.update(mAP=float(np.mean(ap[valid])), mINP=float(np.mean(inp[valid])),
-                  num_queries=num_q, num_valid=int(valid.sum()), ap=ap, inp=inp,
-                  first_hit=first_hit, valid=valid, cmc=cmc)
+    result.update(
+        mAP=float(np.mean(ap[valid])),
+        mINP=float(np.mean(inp[valid])),
+        num_queries=num_q,
+        num_valid=int(valid.sum()),
+        ap=ap,
+        inp=inp,
+        first_hit=first_hit,
+        valid=valid,
+        cmc=cmc,
+    )
     return result
 
 
@@ -94,8 +102,14 @@ def loop_evaluate_sysu(features, ids, cams, frames, settings, trials: int) -> di
     for setting in settings:
         galleries = sysu_gallery_indices(ids, cams, frames, *setting, trials, "official")
         results[setting] = [
-            loop_rank_metrics(pairwise_distance(features[query], features[gallery]), ids[query],
-                              ids[gallery], cams[query], cams[gallery], "sysu")
+            loop_rank_metrics(
+                pairwise_distance(features[query], features[gallery]),
+                ids[query],
+                ids[gallery],
+                cams[query],
+                cams[gallery],
+                "sysu",
+            )
             for gallery in galleries
         ]
     return results
@@ -115,8 +129,10 @@ def main(argv: list[str] | None = None) -> None:
     test_ids = [int(x) for x in TEST_IDS.read_text().split(",")]
     rng = np.random.default_rng(args.seed)
     features = rng.integers(-8, 9, size=(ids.size, args.dim)).astype(np.float32)
-    print(f"{ids.size} images ({len(all_pids)} ids), features {features.shape}; "
-          f"{len(test_ids)} test ids")
+    print(
+        f"{ids.size} images ({len(all_pids)} ids), features {features.shape}; "
+        f"{len(test_ids)} test ids"
+    )
 
     start, cpu = time.perf_counter(), time.process_time()
     test = np.flatnonzero(np.isin(ids, test_ids))
@@ -133,9 +149,11 @@ def main(argv: list[str] | None = None) -> None:
     worst = 0.0
     for setting in SYSU_SETTINGS:
         result = fast[setting]
-        print(f"{setting[0]:>6}-search {setting[1]:>2}-shot: {result['num_queries']} queries, "
-              f"gallery {result['gallery_size']} ({result['gallery_source']}); "
-              + ", ".join(f"{k} {result[k]:.4f}" for k in SUMMARY_KEYS))
+        print(
+            f"{setting[0]:>6}-search {setting[1]:>2}-shot: {result['num_queries']} queries, "
+            f"gallery {result['gallery_size']} ({result['gallery_source']}); "
+            + ", ".join(f"{k} {result[k]:.4f}" for k in SUMMARY_KEYS)
+        )
         for fast_trial, slow_trial in zip(result["per_trial"], slow[setting], strict=True):
             if fast_trial["num_valid"] != slow_trial["num_valid"]:
                 raise SystemExit(f"MISMATCH in valid queries, setting {setting}")
@@ -143,10 +161,14 @@ def main(argv: list[str] | None = None) -> None:
     if worst > 1e-12:
         raise SystemExit(f"MISMATCH: largest metric difference {worst:.3g}")
     print(f"results agree (largest metric difference {worst:.1g})")
-    print(f"wall time   vectorised: {fast_s:.2f} s   loop: {slow_s:.2f} s   "
-          f"speed-up: {slow_s / fast_s:.1f}x")
-    print(f"CPU time    vectorised: {fast_cpu:.2f} s   loop: {slow_cpu:.2f} s   "
-          f"speed-up: {slow_cpu / fast_cpu:.1f}x   (all threads; BLAS uses several)")
+    print(
+        f"wall time   vectorised: {fast_s:.2f} s   loop: {slow_s:.2f} s   "
+        f"speed-up: {slow_s / fast_s:.1f}x"
+    )
+    print(
+        f"CPU time    vectorised: {fast_cpu:.2f} s   loop: {slow_cpu:.2f} s   "
+        f"speed-up: {slow_cpu / fast_cpu:.1f}x   (all threads; BLAS uses several)"
+    )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,10 @@ def main() -> None:
             wall, cpu = time.perf_counter(), time.process_time()
             check_images(paths, decode=decode, workers=args.workers if decode else 1)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            print(f"{name} (run {run}): {len(paths)} images, {wall:.2f} s wall, {cpu:.2f} s CPU "
-                  f"({1e6 * cpu / len(paths):.0f} us CPU per image)")
+            print(
+                f"{name} (run {run}): {len(paths)} images, {wall:.2f} s wall, {cpu:.2f} s CPU "
+                f"({1e6 * cpu / len(paths):.0f} us CPU per image)"
+            )
 
 
 if __name__ == "__main__":

@@ -33,10 +33,17 @@ from cycletrans.models import BACKBONES, VARIANTS, ReIDModel, build_model
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--variants", nargs=2, default=["baseline", "full"], choices=VARIANTS,
-                   metavar="VARIANT", help="the reference variant, then the one compared to it")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument(
+        "--variants",
+        nargs=2,
+        default=["baseline", "full"],
+        choices=VARIANTS,
+        metavar="VARIANT",
+        help="the reference variant, then the one compared to it",
+    )
     p.add_argument("--backbone", default="resnet50", choices=BACKBONES)
     p.add_argument("--height", type=int, default=384)
     p.add_argument("--width", type=int, default=192)
@@ -99,8 +106,7 @@ def median(timings: list[dict], key: str) -> float:
 
 def paired_ratio(times: list[list[dict]], key: str) -> float:
     """Median over rounds of (second model / first model), each pair run back to back."""
-    return statistics.median(
-        b[key] / a[key] for a, b in zip(times[0], times[1], strict=True))
+    return statistics.median(b[key] / a[key] for a, b in zip(times[0], times[1], strict=True))
 
 
 def flops(fn) -> float:
@@ -119,22 +125,33 @@ def training_batch(args: argparse.Namespace) -> tuple[torch.Tensor, ...]:
     return images.to(args.device), modalities.to(args.device), labels.to(args.device)
 
 
-def report(names: list[str], times: list[list[dict]], keys: list[str], unit: float,
-           label: str, target: float) -> None:
+def report(
+    names: list[str],
+    times: list[list[dict]],
+    keys: list[str],
+    unit: float,
+    label: str,
+    target: float,
+) -> None:
     """Medians of each part per model, the fastest total, and three estimates of the ratio."""
     print(f"  {'':>16}  " + "  ".join(f"{k:>10}" for k in keys) + f"  {'min total':>10}")
     for name, timings in zip(names, times, strict=True):
         fastest = unit * min(t["total"] for t in timings)
-        print(f"  {name:>16}: " + "  ".join(f"{unit * median(timings, k):10.2f}" for k in keys)
-              + f"  {fastest:10.2f}")
+        print(
+            f"  {name:>16}: "
+            + "  ".join(f"{unit * median(timings, k):10.2f}" for k in keys)
+            + f"  {fastest:10.2f}"
+        )
     pooled = statistics.median(t["backbone"] for timings in times for t in timings)
     rest = [median(timings, "total") - median(timings, "backbone") for timings in times]
     fastest = [min(t["total"] for t in timings) for timings in times]
-    print(f"  ratio {names[1]}/{names[0]} of {label} (target <= {target:.2f}):\n"
-          f"    median of back-to-back pairs  {paired_ratio(times, 'total'):.3f}\n"
-          f"    ratio of the fastest rounds   {fastest[1] / fastest[0]:.3f}\n"
-          f"    one shared backbone time      {(pooled + rest[1]) / (pooled + rest[0]):.3f}"
-          "  (pooled median backbone + each model's median remainder)")
+    print(
+        f"  ratio {names[1]}/{names[0]} of {label} (target <= {target:.2f}):\n"
+        f"    median of back-to-back pairs  {paired_ratio(times, 'total'):.3f}\n"
+        f"    ratio of the fastest rounds   {fastest[1] / fastest[0]:.3f}\n"
+        f"    one shared backbone time      {(pooled + rest[1]) / (pooled + rest[0]):.3f}"
+        "  (pooled median backbone + each model's median remainder)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -144,10 +161,13 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     names = args.variants
     models: list[ReIDModel] = [
-        build_model(v, args.backbone, args.num_classes).to(args.device) for v in names]
+        build_model(v, args.backbone, args.num_classes).to(args.device) for v in names
+    ]
     clocks = [Clock(m, args.device) for m in models]
-    print(f"device={args.device} threads={torch.get_num_threads()} backbone={args.backbone} "
-          f"input={args.height}x{args.width} classes={args.num_classes}")
+    print(
+        f"device={args.device} threads={torch.get_num_threads()} backbone={args.backbone} "
+        f"input={args.height}x{args.width} classes={args.num_classes}"
+    )
 
     images = torch.randn(args.embed_batch, 3, args.height, args.width, device=args.device)
 
@@ -157,21 +177,28 @@ def main(argv: list[str] | None = None) -> None:
         models[i].embed(images, "visible")
         end = clock.now()
         n = args.embed_batch
-        return {"total": (end - start) / n, "backbone": (clock.backbone_done - start) / n,
-                "head": (end - clock.backbone_done) / n}
+        return {
+            "total": (end - start) / n,
+            "backbone": (clock.backbone_done - start) / n,
+            "head": (end - clock.backbone_done) / n,
+        }
 
     for m in models:
         m.eval()
     embed = interleaved(embed_call, 2, args.repeats, args.warmup)
-    print(f"\nembed (eval, no grad), batch {args.embed_batch}, ms per image, median of "
-          f"{args.repeats} rounds after {args.warmup} warm-up rounds:")
+    print(
+        f"\nembed (eval, no grad), batch {args.embed_batch}, ms per image, median of "
+        f"{args.repeats} rounds after {args.warmup} warm-up rounds:"
+    )
     report(names, embed, ["total", "backbone", "head"], 1000, "embed time", 1.10)
-    embed_flops = [flops(lambda m=m: m.embed(images, "visible")) / args.embed_batch
-                   for m in models]  # eval caches are warm: steady-state work
+    embed_flops = [
+        flops(lambda m=m: m.embed(images, "visible")) / args.embed_batch for m in models
+    ]  # eval caches are warm: steady-state work
 
     batch = training_batch(args)
-    optimizers = [torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=3.5e-4)
-                  for m in models]
+    optimizers = [
+        torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=3.5e-4) for m in models
+    ]
 
     def train_step(i: int) -> dict:
         clock, model, images, (modalities, labels) = clocks[i], models[i], batch[0], batch[1:]
@@ -186,16 +213,22 @@ def main(argv: list[str] | None = None) -> None:
         end = clock.now()
         backbone = (clock.backbone_done - start) + (backward_done - clock.grad_reached)
         head = (forward_done - clock.backbone_done) + (clock.grad_reached - forward_done)
-        return {"total": end - start, "backbone": backbone, "head": head,
-                "optimizer": end - backward_done}
+        return {
+            "total": end - start,
+            "backbone": backbone,
+            "head": head,
+            "optimizer": end - backward_done,
+        }
 
     for m in models:
         m.train()
     train = interleaved(train_step, 2, args.train_repeats, 1)
-    print(f"\ntraining step (forward + loss + backward + Adam), batch {args.ids} x "
-          f"({args.per_modality} + {args.per_modality}) = {len(batch[0])} images, seconds, "
-          f"median of {args.train_repeats} rounds after 1 warm-up round (head = head and loss, "
-          "forward and backward):")
+    print(
+        f"\ntraining step (forward + loss + backward + Adam), batch {args.ids} x "
+        f"({args.per_modality} + {args.per_modality}) = {len(batch[0])} images, seconds, "
+        f"median of {args.train_repeats} rounds after 1 warm-up round (head = head and loss, "
+        "forward and backward):"
+    )
     report(names, train, ["total", "backbone", "head", "optimizer"], 1, "step time", 1.25)
 
     def forward_backward(i: int) -> None:
@@ -206,10 +239,14 @@ def main(argv: list[str] | None = None) -> None:
     train_flops = [flops(lambda i=i: forward_backward(i)) for i in range(2)]
     print("\nwork (GFLOP of convolutions and matrix products, torch.utils.flop_counter):")
     for name, e, t in zip(names, embed_flops, train_flops, strict=True):
-        print(f"  {name:>16}: embed {e / 1e9:8.2f} per image, forward + backward "
-              f"{t / 1e9:8.1f} per step")
-    print(f"  ratio {names[1]}/{names[0]}: embed {embed_flops[1] / embed_flops[0]:.3f}, "
-          f"training step {train_flops[1] / train_flops[0]:.3f}")
+        print(
+            f"  {name:>16}: embed {e / 1e9:8.2f} per image, forward + backward "
+            f"{t / 1e9:8.1f} per step"
+        )
+    print(
+        f"  ratio {names[1]}/{names[0]}: embed {embed_flops[1] / embed_flops[0]:.3f}, "
+        f"training step {train_flops[1] / train_flops[0]:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -35,18 +35,23 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or Path(tmp) / "synth")
-        summary = generate(out, args.preset, seed=args.seed, ids=args.ids,
-                           workers=args.workers, progress=False)
-        print(f"{args.preset} seed {args.seed} ids={args.ids} workers={args.workers}: "
-              f"{summary.images} images in {summary.seconds:.1f} s = "
-              f"{summary.images_per_second:.0f} images/s")
+        summary = generate(
+            out, args.preset, seed=args.seed, ids=args.ids, workers=args.workers, progress=False
+        )
+        print(
+            f"{args.preset} seed {args.seed} ids={args.ids} workers={args.workers}: "
+            f"{summary.images} images in {summary.seconds:.1f} s = "
+            f"{summary.images_per_second:.0f} images/s"
+        )
         meta = json.loads((out / "exp" / "synth.json").read_text())
         print("identities:", meta["identities"])
         print("images per camera:", meta["images"], "total", sum(meta["images"].values()))
         test_ids = plan(get_preset(args.preset), args.seed).splits["test"]
         report = modality_gap(out, test_ids)
-        print("histogram matcher rank-1 on the test ids:",
-              ", ".join(f"{k} {v:.3f}" for k, v in report.items()))
+        print(
+            "histogram matcher rank-1 on the test ids:",
+            ", ".join(f"{k} {v:.3f}" for k, v in report.items()),
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,11 @@ if TYPE_CHECKING:
     from cycletrans.checkpoint import load_model, save_model
     from cycletrans.models import build_model
 
-_LAZY = {"build_model": "cycletrans.models", "load_model": "cycletrans.checkpoint",
-         "save_model": "cycletrans.checkpoint"}
+_LAZY = {
+    "build_model": "cycletrans.models",
+    "load_model": "cycletrans.checkpoint",
+    "save_model": "cycletrans.checkpoint",
+}
 
 
 def __getattr__(name: str) -> Any:

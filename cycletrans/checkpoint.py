@@ -60,8 +60,8 @@ def save_model(model: ReIDModel, path: str | Path) -> None:
     data = serialize(tensors, metadata=_METADATA)
     (length,) = struct.unpack("<Q", data[:8])
     with atomic_write(path) as f:
-        f.write(_sorted_header(data[8:8 + length]))
-        f.write(memoryview(data)[8 + length:])
+        f.write(_sorted_header(data[8 : 8 + length]))
+        f.write(memoryview(data)[8 + length :])
     config = {"format_version": FORMAT_VERSION, **model.config}
     with atomic_write(path.with_suffix(".json")) as f:
         f.write((json.dumps(config, indent=2) + "\n").encode())
@@ -105,39 +105,50 @@ def _stored_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         with safe_open(str(path), "pt") as f:
             return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}  # noqa: SIM118 (not iterable)
     except SafetensorError as error:
-        raise ValueError(f"{path} is not a readable safetensors file, truncated or corrupted? "
-                         f"({error})") from error
+        raise ValueError(
+            f"{path} is not a readable safetensors file, truncated or corrupted? ({error})"
+        ) from error
 
 
 def _read_config(config_path: Path) -> dict[str, Any]:
     if not config_path.is_file():
         raise FileNotFoundError(
             f"the model config {config_path} is missing: save_model writes it beside the "
-            f"weights, and load_model needs it to know which model {config_path.stem} holds")
+            f"weights, and load_model needs it to know which model {config_path.stem} holds"
+        )
     config = read_json(config_path)
     if not isinstance(config, dict):
-        raise ValueError(f"{config_path} holds a JSON {type(config).__name__}, not the model "
-                         f"config (an object) that save_model writes")
+        raise ValueError(
+            f"{config_path} holds a JSON {type(config).__name__}, not the model "
+            f"config (an object) that save_model writes"
+        )
     if config.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{config_path} has format_version {config.get('format_version')!r}; "
-                         f"this version of cycletrans reads {FORMAT_VERSION}")
+        raise ValueError(
+            f"{config_path} has format_version {config.get('format_version')!r}; "
+            f"this version of cycletrans reads {FORMAT_VERSION}"
+        )
     return config
 
 
 def _mismatches(stored: dict[str, tuple[int, ...]], expected: dict[str, torch.Tensor]) -> str:
     """What differs between the file's tensors and the model's state dict ("" if nothing)."""
-    shapes = [f"{name} is {list(stored[name])} in the file, {list(t.shape)} by the config"
-              for name, t in expected.items() if name in stored and stored[name] != t.shape]
+    shapes = [
+        f"{name} is {list(stored[name])} in the file, {list(t.shape)} by the config"
+        for name, t in expected.items()
+        if name in stored and stored[name] != t.shape
+    ]
     missing = [name for name in expected if name not in stored]
     extra = [name for name in stored if name not in expected]
     return "; ".join(
         ([preview(shapes, 3)] if shapes else [])
         + ([f"missing from the file: {preview(missing, 3)}"] if missing else [])
-        + ([f"not in the model: {preview(extra, 3)}"] if extra else []))
+        + ([f"not in the model: {preview(extra, 3)}"] if extra else [])
+    )
 
 
-def _checked_model(path: Path, stored: dict[str, tuple[int, ...]], config_path: Path,
-                   config: dict[str, Any]) -> ReIDModel:
+def _checked_model(
+    path: Path, stored: dict[str, tuple[int, ...]], config_path: Path, config: dict[str, Any]
+) -> ReIDModel:
     """The model ``config`` describes, built only once its tensors match the ``stored`` ones."""
     try:
         with torch.device("meta"):  # allocates nothing, whatever the config asks for
@@ -149,8 +160,10 @@ def _checked_model(path: Path, stored: dict[str, tuple[int, ...]], config_path: 
         warnings.warn(f"{config_path}: unexpected key(s) {unexpected} ignored", stacklevel=3)
     differences = _mismatches(stored, skeleton.state_dict())
     if differences:
-        raise ValueError(f"{path} does not match the model its config {config_path.name} "
-                         f"describes (an edited config, or another checkpoint's?): {differences}")
+        raise ValueError(
+            f"{path} does not match the model its config {config_path.name} "
+            f"describes (an edited config, or another checkpoint's?): {differences}"
+        )
     return model_from_config(config, load_pretrained=False)
 
 
@@ -161,16 +174,24 @@ def _load_weights(path: Path, model: ReIDModel, device: str) -> dict[str, torch.
     except SafetensorError as error:
         raise ValueError(f"{path} is not a readable safetensors file ({error})") from error
     expected = model.state_dict()
-    dtypes = [f"{name} is {t.dtype} in the file, {expected[name].dtype} in the model"
-              for name, t in weights.items() if t.dtype != expected[name].dtype]
+    dtypes = [
+        f"{name} is {t.dtype} in the file, {expected[name].dtype} in the model"
+        for name, t in weights.items()
+        if t.dtype != expected[name].dtype
+    ]
     if dtypes:
-        raise ValueError(f"{path} holds tensors of other dtypes than its model: "
-                         f"{preview(dtypes, 3)}")
-    non_finite = [name for name, t in weights.items()
-                  if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+        raise ValueError(
+            f"{path} holds tensors of other dtypes than its model: {preview(dtypes, 3)}"
+        )
+    non_finite = [
+        name
+        for name, t in weights.items()
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
     if non_finite:
-        raise ValueError(f"{path} holds NaN or infinite values in {preview(non_finite, 3)}; "
-                         f"refusing to load it")
+        raise ValueError(
+            f"{path} holds NaN or infinite values in {preview(non_finite, 3)}; refusing to load it"
+        )
     return weights
 
 

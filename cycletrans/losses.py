@@ -62,8 +62,9 @@ def as_loss_weights(value: LossWeights | str | Mapping | Sequence[float]) -> Los
     in that order. Weights must be non-negative numbers."""
     if isinstance(value, str):
         if value.lower() not in LOSS_WEIGHT_PRESETS:
-            raise ValueError(f"unknown loss-weight preset {value!r}; valid: "
-                             f"{', '.join(LOSS_WEIGHT_PRESETS)}")
+            raise ValueError(
+                f"unknown loss-weight preset {value!r}; valid: {', '.join(LOSS_WEIGHT_PRESETS)}"
+            )
         return LOSS_WEIGHT_PRESETS[value.lower()]
     names = ("sep", "mmd", "rec", "aln", "me")
     if isinstance(value, LossWeights):
@@ -75,7 +76,8 @@ def as_loss_weights(value: LossWeights | str | Mapping | Sequence[float]) -> Los
     else:
         raise ValueError(
             f"loss_weights must be a LossWeights, a preset ({', '.join(LOSS_WEIGHT_PRESETS)}), "
-            f"a dict with keys sep/mmd/rec/aln[/me] or four or five numbers; got {value!r}")
+            f"a dict with keys sep/mmd/rec/aln[/me] or four or five numbers; got {value!r}"
+        )
     if any(isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in values):
         raise ValueError(f"loss weights must be non-negative numbers, got {value!r}")
     return LossWeights(*(float(v) for v in values))

@@ -16,8 +16,13 @@ from __future__ import annotations
 VISIBLE = 0
 INFRARED = 1
 MODALITIES = ("visible", "infrared")
-_ALIASES = {"visible": VISIBLE, "rgb": VISIBLE, "infrared": INFRARED, "ir": INFRARED,
-            "thermal": INFRARED}
+_ALIASES = {
+    "visible": VISIBLE,
+    "rgb": VISIBLE,
+    "infrared": INFRARED,
+    "ir": INFRARED,
+    "thermal": INFRARED,
+}
 
 
 def modality_index(modality: str | int) -> int:

@@ -28,8 +28,12 @@ from cycletrans.evaluation import evaluate_sysu
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", type=Path, default=None,
-                        help="SYSU-MM01-layout folder (default: the generated demo set)")
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="SYSU-MM01-layout folder (default: the generated demo set)",
+    )
     parser.add_argument("--draws", type=int, default=20, help="random feature draws")
     args = parser.parse_args(argv)
     if args.draws < 1:
@@ -38,13 +42,30 @@ def main(argv: list[str] | None = None) -> int:
     ids, cams, frames = (np.array([getattr(r, k) for r in test]) for k in ("pid", "cam", "frame"))
     print(f"{len(test)} test images, {len(set(ids.tolist()))} identities, {args.draws} draws")
     for mode in ("all", "indoor"):
-        scores = np.array([[m["r1"], m["mAP"]] for m in (
-            evaluate_sysu(np.random.default_rng(seed).standard_normal((len(test), 64)),
-                          ids, cams, frames, mode=mode, shots=1)
-            for seed in range(args.draws))]) * 100
+        scores = (
+            np.array(
+                [
+                    [m["r1"], m["mAP"]]
+                    for m in (
+                        evaluate_sysu(
+                            np.random.default_rng(seed).standard_normal((len(test), 64)),
+                            ids,
+                            cams,
+                            frames,
+                            mode=mode,
+                            shots=1,
+                        )
+                        for seed in range(args.draws)
+                    )
+                ]
+            )
+            * 100
+        )
         (r1, m_ap), (r1_sd, m_ap_sd) = scores.mean(0), scores.std(0)
-        print(f"{mode}-search single-shot, random features: Rank-1 {r1:.2f} +- {r1_sd:.2f}, "
-              f"mAP {m_ap:.2f} +- {m_ap_sd:.2f}")
+        print(
+            f"{mode}-search single-shot, random features: Rank-1 {r1:.2f} +- {r1_sd:.2f}, "
+            f"mAP {m_ap:.2f} +- {m_ap_sd:.2f}"
+        )
     return 0
 
 

@@ -37,17 +37,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the query draws")
     args = parser.parse_args(argv)
     session = build_session(data_root=args.data_root, progress=False, log=lambda _: None)
-    print(f"| model | top-{TOP_K} IR, {args.queries} random queries | top-{TOP_K} IR, all "
-          "matched queries (Rank-10) | gap ratio | MMD |")
+    print(
+        f"| model | top-{TOP_K} IR, {args.queries} random queries | top-{TOP_K} IR, all "
+        "matched queries (Rank-10) | gap ratio | MMD |"
+    )
     print("|---|---:|---:|---:|---:|")
     for name in session.model_names:
         draws = [session.random_query("infrared", seed=args.seed + i) for i in range(args.queries)]
-        hits = sum((session.search(name, q, TOP_K).first_position or TOP_K + 1) <= TOP_K
-                   for q in draws)
+        hits = sum(
+            (session.search(name, q, TOP_K).first_position or TOP_K + 1) <= TOP_K for q in draws
+        )
         rank10 = session.cross_metrics(name, "infrared")["r10"]
         gap = session.gap(name)
-        print(f"| {name} | {hits}/{args.queries} | {rank10:.3f} | "
-              f"{gap.ratio:.3f} | {gap.mmd:.4f} |")
+        print(
+            f"| {name} | {hits}/{args.queries} | {rank10:.3f} | {gap.ratio:.3f} | {gap.mmd:.4f} |"
+        )
     return 0
 
 

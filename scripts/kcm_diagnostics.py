@@ -43,15 +43,18 @@ def mean_offdiagonal_cos(rows: torch.Tensor, reduce: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def diagnose(model: cycletrans.models.ReIDModel, images: torch.Tensor, modalities: torch.Tensor
-             ) -> dict[str, float]:
+def diagnose(
+    model: cycletrans.models.ReIDModel, images: torch.Tensor, modalities: torch.Tensor
+) -> dict[str, float]:
     """``F~ cos min``, ``F' cos mean`` and ``peak`` over a batch (see the module docstring)."""
     F_I = model.backbone(images, modalities)
     refined = model.kcm.refine(F_I.flatten(2).transpose(1, 2))  # F~, eq. 4
     weights = model.kcm.attention(refined, model.anchors)  # [B, k, N], eq. 5
     patterns = weights @ refined  # F'
-    stats = {"F~ cos min": float(mean_offdiagonal_cos(refined, "min").mean()),
-             "F' cos mean": float(mean_offdiagonal_cos(patterns, "mean").mean())}
+    stats = {
+        "F~ cos min": float(mean_offdiagonal_cos(refined, "min").mean()),
+        "F' cos mean": float(mean_offdiagonal_cos(patterns, "mean").mean()),
+    }
     if model.head is not None:
         stats["F_N cos mean"] = float(mean_offdiagonal_cos(model.head(patterns), "mean").mean())
     return {**stats, "peak": float(attention_peak(weights).mean())}
@@ -60,8 +63,12 @@ def diagnose(model: cycletrans.models.ReIDModel, images: torch.Tensor, modalitie
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+", type=Path, help=".safetensors files")
-    parser.add_argument("--data-root", type=Path, default=None,
-                        help="SYSU-MM01-layout folder (default: the generated demo set)")
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="SYSU-MM01-layout folder (default: the generated demo set)",
+    )
     parser.add_argument("--queries", type=int, default=20, help="test images to average over")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -75,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         if model.kcm is None:
             print(f"{path}: no KCM ({model.config.get('variant')}), skipped")
             continue
-        dataset = ReIDDataset([test[i] for i in picks],
-                              build_transforms(model.preprocessing, train=False))
+        dataset = ReIDDataset(
+            [test[i] for i in picks], build_transforms(model.preprocessing, train=False)
+        )
         items = [dataset[i] for i in range(len(dataset))]
         images = torch.stack([item[0] for item in items])
         modalities = torch.tensor([item[2] for item in items])

@@ -28,10 +28,18 @@ sys.path.insert(0, str(REPO))
 from analysis.ablation_tables import METRICS, compare_with_paper, load_reproduced_table  # noqa: E402
 
 MODELS = {"baseline": "Baseline", "nocycle": "CycleTrans (no cycle)", "full": "CycleTrans"}
-SETTINGS = {"all_single": "all-search single", "all_multi": "all-search multi",
-            "indoor_single": "indoor single", "indoor_multi": "indoor multi"}
-GAP = {"visible_to_visible": "V -> V", "infrared_to_infrared": "IR -> IR",
-       "infrared_to_visible": "IR -> V", "visible_to_infrared": "V -> IR"}
+SETTINGS = {
+    "all_single": "all-search single",
+    "all_multi": "all-search multi",
+    "indoor_single": "indoor single",
+    "indoor_multi": "indoor multi",
+}
+GAP = {
+    "visible_to_visible": "V -> V",
+    "infrared_to_infrared": "IR -> IR",
+    "infrared_to_visible": "IR -> V",
+    "visible_to_infrared": "V -> IR",
+}
 
 
 def cell(metrics: dict) -> str:
@@ -39,41 +47,51 @@ def cell(metrics: dict) -> str:
 
 
 def table(documents: dict[str, dict], section: str, columns: dict[str, str]) -> list[str]:
-    lines = ["| model | " + " | ".join(columns.values()) + " |",
-             "|---|" + "---:|" * len(columns)]
+    lines = ["| model | " + " | ".join(columns.values()) + " |", "|---|" + "---:|" * len(columns)]
     for name, doc in documents.items():
-        lines.append(f"| {MODELS.get(name, name)} | "
-                     + " | ".join(cell(doc[section][key]) for key in columns) + " |")
+        lines.append(
+            f"| {MODELS.get(name, name)} | "
+            + " | ".join(cell(doc[section][key]) for key in columns)
+            + " |"
+        )
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results", type=Path, default=REPO / "assets" / "results",
-                        help="folder of <model>.json evaluation files")
-    parser.add_argument("--models", nargs="+", default=list(MODELS),
-                        help="file stems to read, the baseline first")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=REPO / "assets" / "results",
+        help="folder of <model>.json evaluation files",
+    )
+    parser.add_argument(
+        "--models", nargs="+", default=list(MODELS), help="file stems to read, the baseline first"
+    )
     args = parser.parse_args(argv)
     documents = {}
     for name in args.models:
         path = args.results / f"{name}.json"
         if not path.is_file():
-            parser.error(f"no {path}: write it with python -m cycletrans evaluate "
-                         f"--checkpoint assets/checkpoints/{name}.safetensors --intra-modality "
-                         f"--output {path}")
+            parser.error(
+                f"no {path}: write it with python -m cycletrans evaluate "
+                f"--checkpoint assets/checkpoints/{name}.safetensors --intra-modality "
+                f"--output {path}"
+            )
         documents[name] = json.loads(path.read_text())
         if "intra_modality" not in documents[name]:
             parser.error(f"{path} has no intra-modality results: evaluate with --intra-modality")
-    print("SYSU-MM01 protocol on the synthetic test set, infrared -> visible, "
-          "Rank-1 / mAP (%):\n")
+    print("SYSU-MM01 protocol on the synthetic test set, infrared -> visible, Rank-1 / mAP (%):\n")
     print("\n".join(table(documents, "results", SETTINGS)))
     print("\nAll test images as gallery, Rank-1 / mAP (%):\n")
     print("\n".join(table(documents, "intra_modality", GAP)))
     first, last = args.models[0], args.models[-1]
     a = documents[first]["results"]["all_single"]
     b = documents[last]["results"]["all_single"]
-    print(f"\n{MODELS.get(last, last)} - {MODELS.get(first, first)}, all-search single-shot: "
-          f"Rank-1 {100 * (b['r1'] - a['r1']):+.2f}, mAP {100 * (b['mAP'] - a['mAP']):+.2f}")
+    print(
+        f"\n{MODELS.get(last, last)} - {MODELS.get(first, first)}, all-search single-shot: "
+        f"Rank-1 {100 * (b['r1'] - a['r1']):+.2f}, mAP {100 * (b['mAP'] - a['mAP']):+.2f}"
+    )
     for path in sorted((args.results / "ablation").glob("table*.json")):
         print("\n" + "\n".join(ablation_table(path)))
     return 0
@@ -89,9 +107,12 @@ def ablation_table(path: Path) -> list[str]:
     reproduced = load_reproduced_table(path)
     table = reproduced.attrs["paper_table"]
     both = compare_with_paper(reproduced, table)
-    lines = [f"Reproduced Table {table} ({path.name}), ours (paper), percent:", "",
-             "| Method | variant | " + " | ".join(METRICS) + " |",
-             "|---|---|" + "---:|" * len(METRICS)]
+    lines = [
+        f"Reproduced Table {table} ({path.name}), ours (paper), percent:",
+        "",
+        "| Method | variant | " + " | ".join(METRICS) + " |",
+        "|---|---|" + "---:|" * len(METRICS),
+    ]
     for _, row in both.iterrows():
         cells = [f"{ours(row[f'{m} (ours)'])} ({row[f'{m} (paper)']:.2f})" for m in METRICS]
         lines.append(f"| {row['Method']} | `{row['variant']}` | " + " | ".join(cells) + " |")

@@ -25,8 +25,14 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 VIEWPORT = {"width": 1400, "height": 1000}
 TIMEOUT_MS = 60_000
 ROWS = " [role=gridcell][data-col='0']"  # one cell per row of a Gradio 6 dataframe
@@ -40,7 +46,9 @@ def _wait_count(page: Any, selector: str, count: int) -> int:
     """Wait until ``selector`` matches at least ``count`` elements; return how many it does."""
     page.wait_for_function(
         "([selector, count]) => document.querySelectorAll(selector).length >= count",
-        arg=[selector, count], timeout=TIMEOUT_MS)
+        arg=[selector, count],
+        timeout=TIMEOUT_MS,
+    )
     return _count(page, selector)
 
 
@@ -49,7 +57,9 @@ def _wait_images(page: Any, selector: str) -> None:
     page.wait_for_function(
         "selector => Array.from(document.querySelectorAll(selector))"
         ".every(image => image.complete && image.naturalWidth > 0)",
-        arg=selector, timeout=TIMEOUT_MS)
+        arg=selector,
+        timeout=TIMEOUT_MS,
+    )
 
 
 def _text(page: Any, selector: str) -> str:
@@ -57,7 +67,9 @@ def _text(page: Any, selector: str) -> str:
     page.wait_for_function(
         "selector => { const t = document.querySelector("
         "selector + ' [data-testid=status-tracker]'); return !t || t.classList.contains('hide'); }",
-        arg=selector, timeout=TIMEOUT_MS)
+        arg=selector,
+        timeout=TIMEOUT_MS,
+    )
     return page.locator(selector).inner_text().strip()
 
 
@@ -70,7 +82,8 @@ def _marks(page: Any, gallery: str) -> list[tuple[str, str]]:
     return page.eval_on_selector_all(
         gallery + " button.thumbnail-item, " + gallery + " .thumbnail-item",
         "items => items.map(item => [(item.querySelector('img') || {}).src || '',"
-        " item.innerText || ''])")
+        " item.innerText || ''])",
+    )
 
 
 def _choose(page: Any, label: str, option: str) -> None:
@@ -140,7 +153,9 @@ def tour(page: Any, url: str, out_dir: Path, top_k: int = 10) -> dict[str, Any]:
     page.get_by_role("tab", name="Retrieval", selected=True).wait_for(timeout=TIMEOUT_MS)
     page.wait_for_function(
         "file => document.querySelector('#search-summary').innerText.includes(file)",
-        arg=seen["worst_file"], timeout=TIMEOUT_MS)
+        arg=seen["worst_file"],
+        timeout=TIMEOUT_MS,
+    )
     seen["opened_failure_summary"] = _text(page, "#search-summary")
     return seen
 
@@ -152,8 +167,11 @@ def launch_browser(playwright: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(REPO / "assets" / "screenshots"),
-                        help="folder of the screenshots (default: assets/screenshots)")
+    parser.add_argument(
+        "--out",
+        default=str(REPO / "assets" / "screenshots"),
+        help="folder of the screenshots (default: assets/screenshots)",
+    )
     parser.add_argument("--port", type=int, default=None, help="port of the app")
     args, app_argv = parser.parse_known_args(argv)
     if not Path(CHROMIUM).is_file():
@@ -166,9 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     from app.main import checkpoints_from_args, parse_args, serve
 
     app_args = parse_args(app_argv)
-    session = build_session(data_root=app_args.data_root, dataset=app_args.dataset,
-                            checkpoints=checkpoints_from_args(app_args), trial=app_args.trial,
-                            cache_dir=app_args.cache_dir, progress=sys.stderr.isatty())
+    session = build_session(
+        data_root=app_args.data_root,
+        dataset=app_args.dataset,
+        checkpoints=checkpoints_from_args(app_args),
+        trial=app_args.trial,
+        cache_dir=app_args.cache_dir,
+        progress=sys.stderr.isatty(),
+    )
     demo, url = serve(session, port=args.port, block=False, log=print)
     try:
         with sync_playwright() as playwright:

@@ -26,25 +26,35 @@ import torch
 def run_times(run: Path) -> dict[str, object]:
     """``{variant, backbone, steps, total_min, median_min}`` of one finished run folder."""
     config = json.loads((run / "config.json").read_text())
-    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
-              if line.strip()]
+    epochs = [
+        json.loads(line)
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     if not epochs:
         raise ValueError(f"{run / 'metrics.jsonl'} holds no epoch")
     seconds = [float(e["time_s"]) for e in epochs]
-    return {"variant": config["variant"], "backbone": config["backbone"],
-            "steps": sum(int(e["steps"]) for e in epochs),
-            "total_min": sum(seconds) / 60,
-            "median_min": statistics.median(seconds) * len(seconds) / 60}
+    return {
+        "variant": config["variant"],
+        "backbone": config["backbone"],
+        "steps": sum(int(e["steps"]) for e in epochs),
+        "total_min": sum(seconds) / 60,
+        "median_min": statistics.median(seconds) * len(seconds) / 60,
+    }
 
 
 def machine() -> str:
     cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in
-             (cpuinfo.read_text().splitlines() if cpuinfo.is_file() else [])
-             if line.startswith("model name")]
+    names = [
+        line.split(":", 1)[1].strip()
+        for line in (cpuinfo.read_text().splitlines() if cpuinfo.is_file() else [])
+        if line.startswith("model name")
+    ]
     cpu = names[0] if names else (platform.processor() or platform.machine())
-    return (f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} with "
-            f"{torch.get_num_threads()} threads, Python {platform.python_version()}")
+    return (
+        f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} with "
+        f"{torch.get_num_threads()} threads, Python {platform.python_version()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---:|---:|---:|")
     for run in runs:
         t = run_times(run)
-        print(f"| {t['variant']} | {t['backbone']} | {t['steps']} | {t['total_min']:.1f} | "
-              f"{t['median_min']:.1f} |")
+        print(
+            f"| {t['variant']} | {t['backbone']} | {t['steps']} | {t['total_min']:.1f} | "
+            f"{t['median_min']:.1f} |"
+        )
     return 0
 
 

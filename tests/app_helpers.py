@@ -22,8 +22,15 @@ from analysis.ablation_tables import reproduced_table, save_reproduced_table
 from analysis.session import BASELINE, CYCLETRANS, NOCYCLE, Session, build_session
 from cycletrans.data.synth import Preset, generate
 
-TINY_PRESET = Preset("apptiny", height=64, width=32, supersample=1, num_ids=(2, 1, 6),
-                     presence=(1, 0.5, 1, 1, 0.5, 1), images=(2, 3))
+TINY_PRESET = Preset(
+    "apptiny",
+    height=64,
+    width=32,
+    supersample=1,
+    num_ids=(2, 1, 6),
+    presence=(1, 0.5, 1, 1, 0.5, 1),
+    images=(2, 3),
+)
 PREPROCESSING = {"height": 64, "width": 32, "mean": [0.5] * 3, "std": [0.5] * 3}
 VARIANTS = {BASELINE: "baseline", NOCYCLE: "dmm", CYCLETRANS: "full"}
 
@@ -31,8 +38,14 @@ VARIANTS = {BASELINE: "baseline", NOCYCLE: "dmm", CYCLETRANS: "full"}
 def tiny_model(variant: str, seed: int = 0) -> torch.nn.Module:
     """A random-init tiny model with BatchNorm statistics of random images, in eval mode."""
     torch.manual_seed(seed)
-    model = cycletrans.build_model(variant, "resnet18", num_classes=3, num_anchors=3,
-                                   num_prototypes=8, preprocessing=PREPROCESSING)
+    model = cycletrans.build_model(
+        variant,
+        "resnet18",
+        num_classes=3,
+        num_anchors=3,
+        num_prototypes=8,
+        preprocessing=PREPROCESSING,
+    )
     labels, modalities = torch.tensor([0, 0, 1, 1] * 2), torch.tensor([0, 1] * 4)
     with torch.no_grad():
         for _ in range(3):
@@ -57,20 +70,27 @@ def write_checkpoints(folder: Path) -> dict[str, Path]:
 
 def write_reproduced_table(folder: Path) -> Path:
     """A reproduced Table II with two rows, as ``ablate`` writes it; returns the .json path."""
-    metrics = {"baseline": {"r1": 0.5, "r10": 0.9, "r20": 0.95, "mAP": 0.45},
-               "full": {"r1": 0.6, "r10": 0.92, "r20": 0.97, "mAP": 0.55}}
-    _, path = save_reproduced_table(reproduced_table(metrics, 2), folder / "table2", table=2,
-                                    preset="test", seed=0)
+    metrics = {
+        "baseline": {"r1": 0.5, "r10": 0.9, "r20": 0.95, "mAP": 0.45},
+        "full": {"r1": 0.6, "r10": 0.92, "r20": 0.97, "mAP": 0.55},
+    }
+    _, path = save_reproduced_table(
+        reproduced_table(metrics, 2), folder / "table2", table=2, preset="test", seed=0
+    )
     (folder / "unrelated.json").write_text(json.dumps({"format": "something else"}))
     return path
 
 
 def tiny_session(tmp: Path) -> Session:
     """Dataset, checkpoints, a results folder and the session over them, all under ``tmp``."""
-    return build_session(data_root=write_dataset(tmp / "data"),
-                         checkpoints=write_checkpoints(tmp / "checkpoints"),
-                         cache_dir=tmp / "cache", progress=False, log=lambda _: None,
-                         results_dir=write_reproduced_table(tmp / "results").parent)
+    return build_session(
+        data_root=write_dataset(tmp / "data"),
+        checkpoints=write_checkpoints(tmp / "checkpoints"),
+        cache_dir=tmp / "cache",
+        progress=False,
+        log=lambda _: None,
+        results_dir=write_reproduced_table(tmp / "results").parent,
+    )
 
 
 @contextlib.contextmanager

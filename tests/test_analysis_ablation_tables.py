@@ -29,8 +29,11 @@ def results(r1: float, mAP: float) -> dict[str, float]:
 def table2() -> pd.DataFrame:
     # given out of the paper's order on purpose
     return reproduced_table(
-        {"full": results(0.75, 0.625), "baseline": results(0.5, 0.375),
-         "kcm": results(0.5625, 0.5)},
+        {
+            "full": results(0.75, 0.625),
+            "baseline": results(0.5, 0.375),
+            "kcm": results(0.5625, 0.5),
+        },
         table=2,
     )
 
@@ -55,8 +58,13 @@ def test_reproduced_table_is_in_percent_in_paper_order_with_paper_names(table2):
 
 def test_save_then_load_round_trips_rows_and_metadata(table2, tmp_path):
     csv_path, json_path = save_reproduced_table(
-        table2, tmp_path / "out" / "table2", table=2, command="ablate --preset demo",
-        preset="demo", seed=3, dataset="synthetic",
+        table2,
+        tmp_path / "out" / "table2",
+        table=2,
+        command="ablate --preset demo",
+        preset="demo",
+        seed=3,
+        dataset="synthetic",
     )
     assert csv_path == tmp_path / "out" / "table2.csv"
     assert json_path == tmp_path / "out" / "table2.json"
@@ -77,9 +85,16 @@ def test_save_then_load_round_trips_rows_and_metadata(table2, tmp_path):
 
 
 def test_extra_columns_are_kept_after_the_paper_columns(tmp_path):
-    df = pd.DataFrame({"variant": ["full", "baseline"], "Rank-1": [70.0, 50.0],
-                       "Rank-10": [90.0, 80.0], "Rank-20": [95.0, 85.0], "mAP": [60.0, 40.0],
-                       "mINP": [30.0, 20.0]})
+    df = pd.DataFrame(
+        {
+            "variant": ["full", "baseline"],
+            "Rank-1": [70.0, 50.0],
+            "Rank-10": [90.0, 80.0],
+            "Rank-20": [95.0, 85.0],
+            "mAP": [60.0, 40.0],
+            "mINP": [30.0, 20.0],
+        }
+    )
     save_reproduced_table(df, tmp_path / "t3", table=3)
     loaded = load_reproduced_table(tmp_path / "t3.json")
     assert list(loaded.columns) == ["Method", *METRICS, "variant", "mINP"]
@@ -91,7 +106,11 @@ def test_compare_with_paper_gives_both_values_and_exact_differences(table2):
     compared = compare_with_paper(table2, 2)
     assert list(compared["variant"]) == list(ABLATION_VARIANTS[2])
     assert list(compared.columns[:5]) == [
-        "Method", "variant", "Rank-1 (paper)", "Rank-1 (ours)", "Rank-1 (diff)"
+        "Method",
+        "variant",
+        "Rank-1 (paper)",
+        "Rank-1 (ours)",
+        "Rank-1 (diff)",
     ]
     by_variant = compared.set_index("variant")
     assert by_variant.loc["baseline", "Rank-1 (paper)"] == 58.99

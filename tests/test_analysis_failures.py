@@ -14,8 +14,9 @@ CAMS = [3, 3, 6, 6, 3, 6]
 
 
 def results(ap, first_hit):
-    return query_results({"ap": np.array(ap, dtype=float), "first_hit": np.array(first_hit)},
-                         PATHS, PIDS, CAMS)
+    return query_results(
+        {"ap": np.array(ap, dtype=float), "first_hit": np.array(first_hit)}, PATHS, PIDS, CAMS
+    )
 
 
 @pytest.fixture
@@ -53,11 +54,19 @@ def test_worst_queries_camera_filter(baseline):
 
 
 def test_ranked_list_orders_gallery_by_distance_and_marks_matches():
-    gallery = pd.DataFrame({"path": ["g0", "g1", "g2", "g3"], "pid": [2, 1, 2, 3],
-                            "cam": [1, 2, 4, 5]})
+    gallery = pd.DataFrame(
+        {"path": ["g0", "g1", "g2", "g3"], "pid": [2, 1, 2, 3], "cam": [1, 2, 4, 5]}
+    )
     table = ranked_list(np.array([0.5, 0.1, 0.9, 0.3]), gallery, top_k=3, query_pid=2)
-    assert list(table.columns) == ["rank", "gallery_index", "path", "pid", "cam", "distance",
-                                   "match"]
+    assert list(table.columns) == [
+        "rank",
+        "gallery_index",
+        "path",
+        "pid",
+        "cam",
+        "distance",
+        "match",
+    ]
     assert list(table["rank"]) == [1, 2, 3]
     assert list(table["path"]) == ["g1", "g3", "g0"]
     assert list(table["distance"]) == [0.1, 0.3, 0.5]

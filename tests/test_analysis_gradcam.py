@@ -136,6 +136,5 @@ def test_overlay_blends_a_resized_heatmap_over_the_image(full, images) -> None:
 
 
 def test_normalise_map_scales_to_0_1_and_zeroes_constant_maps() -> None:
-    assert normalise_map(np.array([[2.0, 4.0], [3.0, 6.0]])).tolist() == [[0.0, 0.5],
-                                                                          [0.25, 1.0]]
+    assert normalise_map(np.array([[2.0, 4.0], [3.0, 6.0]])).tolist() == [[0.0, 0.5], [0.25, 1.0]]
     assert normalise_map(np.full((2, 2), 7.0)).max() == 0.0

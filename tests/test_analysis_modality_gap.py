@@ -64,16 +64,16 @@ def test_identical_modalities_give_zero_mmd_and_the_same_distances():
 
 
 def test_a_growing_shift_between_modalities_grows_the_gap():
-    gaps = [modality_gap(*line_of_identities(shift), metric="euclidean")
-            for shift in (0, 2, 5, 10)]
+    gaps = [modality_gap(*line_of_identities(shift), metric="euclidean") for shift in (0, 2, 5, 10)]
     cross = [g.summary.loc[CROSS, "mean"] for g in gaps]
     mmd = [g.mmd for g in gaps]
     within = [g.summary.loc[SAME_MOD, "mean"] for g in gaps]
     assert all(a < b for a, b in itertools.pairwise(cross))
     assert all(a < b for a, b in itertools.pairwise(mmd))
     assert within == pytest.approx([0.2] * 4, **TOL)  # a shift moves no pair within one
-    assert cross[-1] == pytest.approx(np.mean([10.0, 10.0, np.hypot(10, 0.2),
-                                               np.hypot(10, 0.2)]), **TOL)
+    assert cross[-1] == pytest.approx(
+        np.mean([10.0, 10.0, np.hypot(10, 0.2), np.hypot(10, 0.2)]), **TOL
+    )
     assert [g.ratio for g in gaps] == sorted(g.ratio for g in gaps)
 
 

@@ -42,8 +42,10 @@ def test_embedding_has_one_point_per_image_and_is_seeded(toy, points):
 def test_embedding_keeps_identities_apart(toy, points):
     ids = toy[1]
     centres = np.stack([points[ids == p].mean(axis=0) for p in (4, 7, 11)])
-    spread = max(np.linalg.norm(points[ids == p] - c, axis=1).max()
-                 for p, c in zip((4, 7, 11), centres, strict=True))
+    spread = max(
+        np.linalg.norm(points[ids == p] - c, axis=1).max()
+        for p, c in zip((4, 7, 11), centres, strict=True)
+    )
     gaps = [np.linalg.norm(centres[i] - centres[j]) for i in range(3) for j in range(i + 1, 3)]
     assert min(gaps) > spread
 
@@ -56,8 +58,11 @@ def test_embedding_accepts_tensors_and_tiny_sets_with_large_perplexity():
 
 @pytest.mark.parametrize(
     ("features", "message"),
-    [(np.zeros((2, 4)), "at least 3"), (np.zeros(5), r"\[N, D\]"),
-     (np.array([[0.0, 1.0]] * 3 + [[np.nan, 0.0]]), "NaN")],
+    [
+        (np.zeros((2, 4)), "at least 3"),
+        (np.zeros(5), r"\[N, D\]"),
+        (np.array([[0.0, 1.0]] * 3 + [[np.nan, 0.0]]), "NaN"),
+    ],
 )
 def test_embedding_rejects_bad_features(features, message):
     with pytest.raises(ValueError, match=message):

@@ -47,8 +47,9 @@ def first_image(session: Session, cam: int) -> str:
     return next(r.path for r in session.split.records if r.cam == cam)
 
 
-def search(client: Client, path: str, modality: str = "infrared", model: str = CYCLETRANS,
-           top_k: int = 5) -> tuple:
+def search(
+    client: Client, path: str, modality: str = "infrared", model: str = CYCLETRANS, top_k: int = 5
+) -> tuple:
     return client.predict(handle_file(path), modality, model, top_k, api_name="/search")
 
 
@@ -73,7 +74,8 @@ def test_the_five_endpoints_are_named_with_the_contract_parameters(client: Clien
 
 
 def test_search_of_a_test_image_gives_k_captioned_results_and_its_ap(
-        client: Client, session: Session) -> None:
+    client: Client, session: Session
+) -> None:
     path = first_image(session, 6)
     gallery, summary, details = search(client, path, top_k=5)
     assert len(gallery) == 5  # one ranking per reply: its files are all the client fetches
@@ -99,7 +101,8 @@ def test_search_of_a_test_image_gives_k_captioned_results_and_its_ap(
 
 
 def test_result_thumbnails_are_small_marked_and_the_same_file_each_time(
-        client: Client, session: Session) -> None:
+    client: Client, session: Session
+) -> None:
     path = first_image(session, 3)
     first, _, details = search(client, path, top_k=8)
     again, *_ = search(client, path, top_k=8)
@@ -127,7 +130,8 @@ def test_visible_queries_search_the_infrared_images(client: Client, session: Ses
 
 
 def test_test_image_uploaded_with_the_wrong_modality_is_searched_as_its_own(
-        client: Client, session: Session) -> None:
+    client: Client, session: Session
+) -> None:
     _, summary, details = search(client, first_image(session, 3), modality="visible")
     assert details["query"]["modality"] == "infrared"
     assert "searched as infrared" in summary
@@ -145,8 +149,9 @@ def test_unknown_upload_is_searched_without_identity(client: Client, tmp_path: P
     assert details["query"]["warning"] is None  # a grey image searched as infrared is fine
 
 
-def test_a_colour_image_searched_as_infrared_gets_a_warning(client: Client, session: Session,
-                                                           tmp_path: Path) -> None:
+def test_a_colour_image_searched_as_infrared_gets_a_warning(
+    client: Client, session: Session, tmp_path: Path
+) -> None:
     colour = tmp_path / "colour.png"  # a visible test image, re-encoded (not a test file)
     Image.open(first_image(session, 1)).save(colour)
     _, summary, details = search(client, str(colour), modality="infrared")
@@ -164,12 +169,17 @@ def test_every_model_can_search(client: Client, session: Session, model: str) ->
 
 
 def test_explain_gives_grad_cam_for_every_model_and_the_anchor_maps(
-        client: Client, session: Session) -> None:
-    cams, anchors, summary = client.predict(handle_file(first_image(session, 6)), "infrared",
-                                            2, CYCLETRANS, api_name="/explain")
+    client: Client, session: Session
+) -> None:
+    cams, anchors, summary = client.predict(
+        handle_file(first_image(session, 6)), "infrared", 2, CYCLETRANS, api_name="/explain"
+    )
     captions = [item["caption"] for item in cams]
-    expected = [f"{role} · {name}" for name in (BASELINE, NOCYCLE, CYCLETRANS)
-                for role in ("query", "match")]
+    expected = [
+        f"{role} · {name}"
+        for name in (BASELINE, NOCYCLE, CYCLETRANS)
+        for role in ("query", "match")
+    ]
     assert [c.split(" · flat")[0] for c in captions] == expected
     assert all(Image.open(served_file(item)).size == (128, 256) for item in cams)  # drawn large
     assert len(anchors) == 2 * 3  # two KCM models x 3 anchors
@@ -190,7 +200,8 @@ def test_tsne_gives_a_plot_per_model_and_the_gap_table(client: Client) -> None:
 
 def test_ablation_pairs_each_paper_table_with_its_reproduction(client: Client) -> None:
     paper, _chart, comparison, comparison_chart, status = client.predict(
-        2, "mAP", "table2.json", None, api_name="/ablation")
+        2, "mAP", "table2.json", None, api_name="/ablation"
+    )
     assert paper["headers"][0] == "Method"
     assert len(paper["data"]) == 7
     assert "Rank-1 (diff)" in comparison["headers"]
@@ -205,8 +216,9 @@ def test_ablation_pairs_each_paper_table_with_its_reproduction(client: Client) -
     assert comparison["data"] in ([], [[]], [["", ""]]) or not comparison["headers"][0]
 
 
-def test_ablation_compares_an_upload_with_its_own_paper_table(client: Client,
-                                                              session: Session) -> None:
+def test_ablation_compares_an_upload_with_its_own_paper_table(
+    client: Client, session: Session
+) -> None:
     upload = handle_file(str(session.results_dir / "table2.json"))
     *_, comparison, _, status = client.predict(2, "", "", upload, api_name="/ablation")
     assert "Rank-1 (ours)" in comparison["headers"]
@@ -216,11 +228,13 @@ def test_ablation_compares_an_upload_with_its_own_paper_table(client: Client,
 
 
 def test_a_malformed_upload_is_named_in_the_status_and_the_paper_table_stays(
-        client: Client, tmp_path: Path) -> None:
+    client: Client, tmp_path: Path
+) -> None:
     bad = tmp_path / "hello.json"
     bad.write_text('{"hello": 1}')
-    paper, chart, _, _, status = client.predict(2, "", "", handle_file(str(bad)),
-                                                api_name="/ablation")
+    paper, chart, _, _, status = client.predict(
+        2, "", "", handle_file(str(bad)), api_name="/ablation"
+    )
     assert len(paper["data"]) == 7
     assert chart is not None
     assert "hello.json is not a reproduced table" in status
@@ -228,8 +242,9 @@ def test_a_malformed_upload_is_named_in_the_status_and_the_paper_table_stays(
 
 
 def test_failures_lists_the_worst_queries_and_the_comparison(client: Client) -> None:
-    worst, ranked, fixed, broken, summary = client.predict(CYCLETRANS, "infrared", [], 5,
-                                                           api_name="/failures")
+    worst, ranked, fixed, broken, summary = client.predict(
+        CYCLETRANS, "infrared", [], 5, api_name="/failures"
+    )
     headers = worst["headers"]
     aps = [row[headers.index("AP")] for row in worst["data"]]
     assert len(aps) == 5
@@ -254,8 +269,9 @@ def bad_upload(tmp: Path, kind: str) -> str:
         path.write_text("hello")
     elif kind == "corrupt":
         whole = tmp / "whole.png"
-        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 32, 3), np.uint8)
-                        ).save(whole)
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 32, 3), np.uint8)).save(
+            whole
+        )
         path.write_bytes(whole.read_bytes()[:200])
     elif kind == "tiny":
         Image.new("RGB", (3, 3)).save(path)
@@ -264,23 +280,32 @@ def bad_upload(tmp: Path, kind: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize(("kind", "message"), [
-    ("text", "not an image file"), ("corrupt", "corrupt or truncated"),
-    ("tiny", "too small"), ("bomb", f"too many to decode safely \\(the limit is {MAX_PIXELS:,}")])
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("text", "not an image file"),
+        ("corrupt", "corrupt or truncated"),
+        ("tiny", "too small"),
+        ("bomb", f"too many to decode safely \\(the limit is {MAX_PIXELS:,}"),
+    ],
+)
 def test_bad_uploads_give_a_clear_error_and_the_app_keeps_serving(
-        client: Client, session: Session, tmp_path: Path, kind: str, message: str) -> None:
+    client: Client, session: Session, tmp_path: Path, kind: str, message: str
+) -> None:
     with pytest.raises(AppError, match=message):
         search(client, bad_upload(tmp_path, kind))
     with pytest.raises(AppError, match=message):
-        client.predict(handle_file(bad_upload(tmp_path, kind)), "infrared", 1, CYCLETRANS,
-                       api_name="/explain")
+        client.predict(
+            handle_file(bad_upload(tmp_path, kind)), "infrared", 1, CYCLETRANS, api_name="/explain"
+        )
     gallery, *_ = search(client, first_image(session, 6))
     assert len(gallery) == 5
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "P", "I;16", "L"])
-def test_unusual_image_modes_are_converted_and_searched(client: Client, tmp_path: Path,
-                                                        mode: str) -> None:
+def test_unusual_image_modes_are_converted_and_searched(
+    client: Client, tmp_path: Path, mode: str
+) -> None:
     pixels = np.random.default_rng(2).integers(0, 255, (80, 40, 3), np.uint8)
     image = Image.fromarray(pixels)
     if mode == "I;16":

@@ -50,17 +50,26 @@ def media(tmp: Path) -> Media:
 
 
 def rebuild(tmp: Path, checkpoints: dict, **kwargs) -> Session:
-    return build_session(data_root=tmp / "data", checkpoints=checkpoints, cache_dir=tmp / "cache",
-                         progress=False, log=lambda _: None, **kwargs)
+    return build_session(
+        data_root=tmp / "data",
+        checkpoints=checkpoints,
+        cache_dir=tmp / "cache",
+        progress=False,
+        log=lambda _: None,
+        **kwargs,
+    )
 
 
 def checkpoints(tmp: Path) -> dict[str, Path]:
-    return {name: tmp / "checkpoints" / f"{variant}.safetensors"
-            for name, variant in ((BASELINE, "baseline"), (NOCYCLE, "dmm"), (CYCLETRANS, "full"))}
+    return {
+        name: tmp / "checkpoints" / f"{variant}.safetensors"
+        for name, variant in ((BASELINE, "baseline"), (NOCYCLE, "dmm"), (CYCLETRANS, "full"))
+    }
 
 
-def test_features_are_cached_on_disk_and_reused(context: Session, tmp: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_features_are_cached_on_disk_and_reused(
+    context: Session, tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cached = sorted((tmp / "cache" / "features").glob("*.npz"))
     assert len(cached) == 3
 
@@ -70,8 +79,9 @@ def test_features_are_cached_on_disk_and_reused(context: Session, tmp: Path,
     monkeypatch.setattr("cycletrans.engine.inference.extract_features", no_extraction)
     again = rebuild(tmp, checkpoints(tmp))
     for name in context.models:
-        assert np.array_equal(again.model(name).features.features,
-                              context.model(name).features.features)
+        assert np.array_equal(
+            again.model(name).features.features, context.model(name).features.features
+        )
 
 
 def test_a_changed_checkpoint_gets_new_features(context: Session, tmp: Path) -> None:
@@ -82,8 +92,9 @@ def test_a_changed_checkpoint_gets_new_features(context: Session, tmp: Path) -> 
     cycletrans.save_model(tiny_model("full", seed=2), path)  # same path, other weights
     second = rebuild(tmp, {CYCLETRANS: path})
     assert first.model(CYCLETRANS).digest != second.model(CYCLETRANS).digest
-    assert not np.allclose(first.model(CYCLETRANS).features.features,
-                           second.model(CYCLETRANS).features.features)
+    assert not np.allclose(
+        first.model(CYCLETRANS).features.features, second.model(CYCLETRANS).features.features
+    )
     record = second.split.records[0]  # the cached features are the model's embeddings
     entry = second.model(CYCLETRANS)
     expected = entry.embed(load_image(record.path), modality_name(record.modality))
@@ -113,8 +124,7 @@ def test_an_uploaded_copy_of_a_test_image_is_recognised(context: Session, tmp: P
     assert context.query(other, "infrared").record is None
 
 
-def test_a_new_query_is_embedded_and_searched_without_metrics(context: Session,
-                                                              tmp: Path) -> None:
+def test_a_new_query_is_embedded_and_searched_without_metrics(context: Session, tmp: Path) -> None:
     path = tmp / "new.png"
     Image.fromarray(np.random.default_rng(3).integers(0, 255, (70, 30, 3), np.uint8)).save(path)
     result = context.search(CYCLETRANS, context.query(path, "visible"), top_k=3)
@@ -149,8 +159,7 @@ def test_handlers_check_their_arguments(context: Session, media: Media) -> None:
     with pytest.raises(ValueError, match="unknown modality"):
         tab_failures.failures(context, media, CYCLETRANS, "x-ray", [], 5)
     with pytest.raises(ValueError, match="unknown model"):
-        tab_retrieval.search(context, media, context.split.records[0].path, "visible",
-                             "ResNet", 5)
+        tab_retrieval.search(context, media, context.split.records[0].path, "visible", "ResNet", 5)
     with pytest.raises(ValueError, match="not a test image"):
         tab_failures.open_query(context, "cam9/0001/0001.jpg")
 
@@ -161,8 +170,7 @@ def test_explain_refuses_a_rank_beyond_the_ranking(context: Session) -> None:
         tab_attention.explain(context, record.path, "infrared", 51, CYCLETRANS)
 
 
-def test_random_and_identity_queries_are_test_images_of_the_modality(context: Session
-                                                                    ) -> None:
+def test_random_and_identity_queries_are_test_images_of_the_modality(context: Session) -> None:
     query = context.random_query("visible", seed=0)
     assert (query.modality, query.record.modality) == ("visible", 0)
     pid = context.split.records[0].pid
@@ -176,13 +184,15 @@ def test_random_queries_have_a_true_match_unless_asked_otherwise(context: Sessio
     drawn = {context.random_query("visible", seed=s).index for s in range(40)}
     matched = set(context.cross(CYCLETRANS, "visible").query_index[valid])
     assert drawn <= matched
-    anything = {context.random_query("visible", seed=s, matched_only=False).index
-                for s in range(200)}
+    anything = {
+        context.random_query("visible", seed=s, matched_only=False).index for s in range(200)
+    }
     assert anything - matched or valid.all()  # unmatched ones come back when asked for
 
 
 def test_the_list_position_and_the_cmc_rank_of_the_first_match_are_both_known(
-        context: Session) -> None:
+    context: Session,
+) -> None:
     differ = 0
     for index in context.cross(CYCLETRANS, "infrared").query_index:
         result = context.search(CYCLETRANS, context.test_query(int(index)), top_k=50)
@@ -196,9 +206,14 @@ def test_the_list_position_and_the_cmc_rank_of_the_first_match_are_both_known(
 
 
 def test_a_query_without_a_true_match_says_why() -> None:
-    gallery = FeatureSet(features=np.eye(3, dtype=np.float32), ids=np.array([7, 8, 8]),
-                         cams=np.array([2, 1, 4]), frames=np.ones(3, int),
-                         modalities=np.zeros(3, int), paths=np.array(["a", "b", "c"]))
+    gallery = FeatureSet(
+        features=np.eye(3, dtype=np.float32),
+        ids=np.array([7, 8, 8]),
+        cams=np.array([2, 1, 4]),
+        frames=np.ones(3, int),
+        modalities=np.zeros(3, int),
+        paths=np.array(["a", "b", "c"]),
+    )
     query = Query(Path("q.jpg"), "infrared", 0, ImageRecord("q.jpg", 7, 3, 1, 1))
     # identity 7's only visible image is in camera 2, which a camera-3 query skips
     result = search(np.ones(3), gallery, top_k=2, protocol="sysu", query_pid=7, query_cam=3)
@@ -227,8 +242,9 @@ def test_the_overview_is_computed_from_the_models(context: Session) -> None:
     assert len(overview.tsne_figures(context, count=3)) == 3
 
 
-def test_the_app_works_with_a_partial_set_of_models(context: Session, tmp: Path,
-                                                    media: Media) -> None:
+def test_the_app_works_with_a_partial_set_of_models(
+    context: Session, tmp: Path, media: Media
+) -> None:
     only = rebuild(tmp, {CYCLETRANS: checkpoints(tmp)[CYCLETRANS]})
     assert only.model_names == [CYCLETRANS]
     plots = tab_features.tsne(only, 3, 0)
@@ -243,21 +259,39 @@ def test_the_app_works_with_a_partial_set_of_models(context: Session, tmp: Path,
 
 def test_start_up_reports_one_line_per_phase_with_its_time(tmp: Path) -> None:
     lines: list[str] = []
-    build_session(data_root=tmp / "data", checkpoints=checkpoints(tmp), cache_dir=tmp / "cache",
-                  progress=False, log=lines.append)
+    build_session(
+        data_root=tmp / "data",
+        checkpoints=checkpoints(tmp),
+        cache_dir=tmp / "cache",
+        progress=False,
+        log=lines.append,
+    )
     assert [line.split(":")[0] for line in lines] == [
-        "dataset", "test image digests", f"model {BASELINE}", f"model {NOCYCLE}",
-        f"model {CYCLETRANS}"]
+        "dataset",
+        "test image digests",
+        f"model {BASELINE}",
+        f"model {NOCYCLE}",
+        f"model {CYCLETRANS}",
+    ]
     assert all(line.endswith(" s)") for line in lines)
     assert all("from the cache" in line for line in lines[2:])
 
 
-def test_missing_checkpoint_is_a_clear_error(context: Session, tmp: Path,
-                                             capsys: pytest.CaptureFixture) -> None:
+def test_missing_checkpoint_is_a_clear_error(
+    context: Session, tmp: Path, capsys: pytest.CaptureFixture
+) -> None:
     with pytest.raises(FileNotFoundError, match="no CycleTrans checkpoint"):
         rebuild(tmp, {CYCLETRANS: tmp / "nowhere.safetensors"})
-    code = app_main.main(["--data-root", str(tmp / "data"), "--checkpoint",
-                          str(tmp / "nowhere.safetensors"), "--cache-dir", str(tmp / "cache")])
+    code = app_main.main(
+        [
+            "--data-root",
+            str(tmp / "data"),
+            "--checkpoint",
+            str(tmp / "nowhere.safetensors"),
+            "--cache-dir",
+            str(tmp / "cache"),
+        ]
+    )
     assert code == 2
     assert "no CycleTrans checkpoint" in capsys.readouterr().err
 
@@ -267,10 +301,14 @@ def test_command_line_flags(tmp: Path) -> None:
     assert (args.host, args.share, args.port) == ("127.0.0.1", False, None)
     assert set(app_main.checkpoints_from_args(args).values()) == {
         REPO / "assets" / "checkpoints" / f"{n}.safetensors"
-        for n in ("baseline", "nocycle", "full")}
+        for n in ("baseline", "nocycle", "full")
+    }
     real = app_main.parse_args(["--data-root", "/data", "--checkpoint", "c.safetensors"])
-    assert app_main.checkpoints_from_args(real) == {CYCLETRANS: "c.safetensors", NOCYCLE: None,
-                                                   BASELINE: None}
+    assert app_main.checkpoints_from_args(real) == {
+        CYCLETRANS: "c.safetensors",
+        NOCYCLE: None,
+        BASELINE: None,
+    }
     for bad in (["--data-root", "/data"], ["--trial", "11"], ["--dataset", "regdb"]):
         with pytest.raises(SystemExit):
             app_main.parse_args(bad)
@@ -297,28 +335,47 @@ print((peak() - before) / one)
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap, /proc")
 def test_freed_image_memory_goes_back_to_the_system(tmp_path: Path) -> None:
-    ramp = np.broadcast_to((np.arange(1600) // 7).astype(np.uint8)[:, None, None],
-                           (1600, 1600, 4))
+    ramp = np.broadcast_to((np.arange(1600) // 7).astype(np.uint8)[:, None, None], (1600, 1600, 4))
     path = tmp_path / "large.png"
     Image.fromarray(np.ascontiguousarray(ramp), "RGBA").save(path)
-    growth = {mode: float(subprocess.run(
-        [sys.executable, "-c", MEMORY_PROBE, str(path), mode], cwd=REPO, capture_output=True,
-        text=True, check=True).stdout) for mode in ("fix", "plain")}
+    growth = {
+        mode: float(
+            subprocess.run(
+                [sys.executable, "-c", MEMORY_PROBE, str(path), mode],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        for mode in ("fix", "plain")
+    }
     # in units of one decode's bytes (measured: about 4 with the fix, 19 without)
     assert growth["fix"] < 6  # the budget's one decode at a time, and the first use's imports
     assert growth["plain"] > 3 * growth["fix"]  # freed buffers kept in 12 threads' heaps
 
 
 def test_importing_the_app_does_no_work_and_help_runs() -> None:
-    probe = ("import sys, app.main; print('torch' in sys.modules, 'gradio' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
-                         text=True, check=True).stdout
+    probe = "import sys, app.main; print('torch' in sys.modules, 'gradio' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
     assert out.split() == ["False", "False"]
-    helped = subprocess.run([sys.executable, "app.py", "--help"], cwd=REPO, capture_output=True,
-                            text=True, check=True).stdout
-    for flag in ("--dataset", "--data-root", "--checkpoint", "--nocycle-checkpoint",
-                 "--baseline-checkpoint", "--trial", "--host", "--port", "--share",
-                 "--cache-dir"):
+    helped = subprocess.run(
+        [sys.executable, "app.py", "--help"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    for flag in (
+        "--dataset",
+        "--data-root",
+        "--checkpoint",
+        "--nocycle-checkpoint",
+        "--baseline-checkpoint",
+        "--trial",
+        "--host",
+        "--port",
+        "--share",
+        "--cache-dir",
+    ):
         assert flag in helped
 
 
@@ -332,12 +389,18 @@ def test_a_regdb_layout_dataset_is_served_with_its_protocol(tmp: Path) -> None:
     path = tmp / "regdb-full.safetensors"
     cycletrans.save_model(tiny_model("full"), path)
     with torch_threads(1):
-        regdb = build_session(data_root=root, checkpoints={CYCLETRANS: path},
-                              cache_dir=tmp / "cache", progress=False, log=lambda _: None)
+        regdb = build_session(
+            data_root=root,
+            checkpoints={CYCLETRANS: path},
+            cache_dir=tmp / "cache",
+            progress=False,
+            log=lambda _: None,
+        )
         assert regdb.split.protocol == "regdb"
         thermal = next(r for r in regdb.split.records if r.modality == 1)
-        _, _, details = tab_retrieval.search(regdb, Media(tmp / "media"), thermal.path,
-                                             "infrared", CYCLETRANS, 5)
+        _, _, details = tab_retrieval.search(
+            regdb, Media(tmp / "media"), thermal.path, "infrared", CYCLETRANS, 5
+        )
     assert details["result"]["ap"] is not None
     assert details["result"]["first_hit"] == details["result"]["first_position"]  # plain CMC
     assert {item["cam"] for item in details["result"]["ranking"]} == {1}

@@ -27,8 +27,11 @@ TIMEOUT_MS = 60_000
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason="Debian's Chromium (/usr/bin/chromium) "
-                       "is not installed: apt-get install -y chromium"),
+    pytest.mark.skipif(
+        not CHROMIUM.is_file(),
+        reason="Debian's Chromium (/usr/bin/chromium) "
+        "is not installed: apt-get install -y chromium",
+    ),
 ]
 
 
@@ -62,8 +65,7 @@ def seen(app_page: tuple) -> dict[str, Any]:
     return app_page[2]
 
 
-def test_the_overview_lands_with_the_headline_table_example_and_t_sne(seen: dict[str, Any]
-                                                                      ) -> None:
+def test_the_overview_lands_with_the_headline_table_example_and_t_sne(seen: dict[str, Any]) -> None:
     assert seen["overview_rows"] == 3  # one row per model
     assert seen["overview_plots"] >= 3
     assert "modality gap" in seen["overview_story"]
@@ -105,8 +107,14 @@ def test_selecting_a_failure_opens_it_in_the_retrieval_tab(seen: dict[str, Any])
 
 def test_every_tab_was_screenshotted(seen: dict[str, Any]) -> None:
     names = [path.stem for path in seen["screenshots"]]
-    assert names == ["overview", "retrieval", "attention", "feature-space", "ablations",
-                     "failure-cases"]
+    assert names == [
+        "overview",
+        "retrieval",
+        "attention",
+        "feature-space",
+        "ablations",
+        "failure-cases",
+    ]
     for path in seen["screenshots"]:
         with Image.open(path) as image:
             assert image.format == "PNG"
@@ -114,8 +122,11 @@ def test_every_tab_was_screenshotted(seen: dict[str, Any]) -> None:
 
 
 def status_text(page: Any, selector: str, contains: str) -> str:
-    page.wait_for_function("([s, t]) => document.querySelector(s).innerText.includes(t)",
-                           arg=[selector, contains], timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "([s, t]) => document.querySelector(s).innerText.includes(t)",
+        arg=[selector, contains],
+        timeout=TIMEOUT_MS,
+    )
     return page.locator(selector).inner_text()
 
 
@@ -139,8 +150,7 @@ def upload(page: Any, path: Path, modality: str) -> None:
     page.set_input_files("#query-image input[type=file]", str(path))
 
 
-def test_a_colour_upload_marked_infrared_is_warned_about(app_page: tuple, tmp_path: Path
-                                                        ) -> None:
+def test_a_colour_upload_marked_infrared_is_warned_about(app_page: tuple, tmp_path: Path) -> None:
     session, page, _ = app_page
     colour = tmp_path / "colour.png"  # a visible test image, re-encoded: not a test file
     Image.open(next(r.path for r in session.split.records if r.cam == 1)).save(colour)
@@ -162,7 +172,8 @@ def test_an_uploaded_test_image_is_recognised_by_its_bytes(app_page: tuple) -> N
 
 
 def test_a_bad_upload_is_said_where_the_user_looks_and_the_results_stay(
-        app_page: tuple, tmp_path: Path) -> None:
+    app_page: tuple, tmp_path: Path
+) -> None:
     _, page, _ = app_page
     bad = tmp_path / "notes.png"
     bad.write_text("not a picture")
@@ -183,8 +194,10 @@ def test_failure_cameras_follow_the_query_modality(app_page: tuple) -> None:
     cameras = page.locator("#failures-cameras label")
     assert cameras.all_inner_texts() == ["camera 3", "camera 6"]
     page.locator("#failures-modality").get_by_label("visible", exact=True).check()
-    page.wait_for_function("() => document.querySelectorAll('#failures-cameras label')"
-                           ".length === 4", timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "() => document.querySelectorAll('#failures-cameras label').length === 4",
+        timeout=TIMEOUT_MS,
+    )
     assert cameras.all_inner_texts() == [f"camera {c}" for c in (1, 2, 4, 5)]
 
 
@@ -195,8 +208,9 @@ def test_selecting_a_result_makes_it_the_attention_tabs_match(app_page: tuple) -
     page.get_by_role("tab", name="Retrieval").click()
     page.click("#random-query")  # a fresh result
     page.locator("#search-gallery [data-testid=status-tracker].hide").wait_for(state="attached")
-    page.wait_for_function("() => document.querySelectorAll('#search-gallery img').length >= 3",
-                           timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "() => document.querySelectorAll('#search-gallery img').length >= 3", timeout=TIMEOUT_MS
+    )
     page.locator("#search-gallery img").nth(2).click()
     page.get_by_role("tab", name="Attention").click()
     expect(page.get_by_label("Match: rank in the model's ranking").first).to_have_value("3")

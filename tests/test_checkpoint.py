@@ -149,8 +149,9 @@ def test_identical_tensors_give_byte_identical_files(tmp_path):
         save_model(model, path)
         digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
     assert len(digests) == 1
-    assert torch.equal(load_model(tmp_path / "m0.safetensors").classifier.weight,
-                       model.classifier.weight)
+    assert torch.equal(
+        load_model(tmp_path / "m0.safetensors").classifier.weight, model.classifier.weight
+    )
 
 
 @pytest.fixture(scope="module")
@@ -169,16 +170,20 @@ def _copy(saved: Path, folder: Path) -> tuple[Path, dict]:
     return path, json.loads(path.with_suffix(".json").read_text())
 
 
-@pytest.mark.parametrize(("edit", "named"), [
-    ({"num_classes": 5}, "classifier.weight is [2, 1536] in the file, [5, 1536]"),
-    ({"num_classes": 10**12}, "classifier.weight is [2, 1536] in the file"),
-    ({"backbone": "resnet50"}, "in the file"),
-    ({"variant": "baseline"}, "not in the model: anchors, head."),
-    ({"variant": "kcm"}, "not in the model: head."),
-    ({"options": {"num_prototypes": 16}}, "head.prototypes is [8, 512] in the file, [16, 512]"),
-])
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        ({"num_classes": 5}, "classifier.weight is [2, 1536] in the file, [5, 1536]"),
+        ({"num_classes": 10**12}, "classifier.weight is [2, 1536] in the file"),
+        ({"backbone": "resnet50"}, "in the file"),
+        ({"variant": "baseline"}, "not in the model: anchors, head."),
+        ({"variant": "kcm"}, "not in the model: head."),
+        ({"options": {"num_prototypes": 16}}, "head.prototypes is [8, 512] in the file, [16, 512]"),
+    ],
+)
 def test_a_config_that_does_not_match_the_tensors_is_refused_before_building(
-        saved_full, tmp_path, monkeypatch, edit, named):
+    saved_full, tmp_path, monkeypatch, edit, named
+):
     path, config = _copy(saved_full, tmp_path)
     options = {**config["options"], **edit.pop("options", {})}
     path.with_suffix(".json").write_text(json.dumps({**config, **edit, "options": options}))
@@ -186,10 +191,16 @@ def test_a_config_that_does_not_match_the_tensors_is_refused_before_building(
 
     built = []
     real_build = checkpoint.model_from_config
-    monkeypatch.setattr(checkpoint, "model_from_config",
-                        lambda *a, **k: built.append(torch.empty(0).device) or real_build(*a, **k))
-    with pytest.raises(ValueError, match=r"full\.safetensors does not match the model its config "
-                       r"full\.json describes") as error:
+    monkeypatch.setattr(
+        checkpoint,
+        "model_from_config",
+        lambda *a, **k: built.append(torch.empty(0).device) or real_build(*a, **k),
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"full\.safetensors does not match the model its config "
+        r"full\.json describes",
+    ) as error:
         load_model(path)
     assert named in str(error.value)
     assert built == [torch.device("meta")]  # nothing was built for real
@@ -208,10 +219,13 @@ def test_a_truncated_or_garbled_file_is_named_and_refused(saved_full, tmp_path):
         load_model(path)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("[1, 2]", r"full\.json holds a JSON list, not the model config"),
-    ('{"format_version": 1, "variant": ', r"full\.json is not valid JSON"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[1, 2]", r"full\.json holds a JSON list, not the model config"),
+        ('{"format_version": 1, "variant": ', r"full\.json is not valid JSON"),
+    ],
+)
 def test_a_config_that_is_not_a_model_config_is_named(saved_full, tmp_path, text, message):
     path, _ = _copy(saved_full, tmp_path)
     path.with_suffix(".json").write_text(text)
@@ -240,8 +254,11 @@ def test_weights_holding_nan_or_inf_are_refused(tmp_path):
         model.classifier.weight[0, 0] = float("nan")
         model.neck.running_var[1] = float("inf")
     save_model(model, tmp_path / "m.safetensors")
-    with pytest.raises(ValueError, match=r"m\.safetensors holds NaN or infinite values in "
-                       r"(classifier\.weight, neck\.running_var|neck\.running_var, classifier)"):
+    with pytest.raises(
+        ValueError,
+        match=r"m\.safetensors holds NaN or infinite values in "
+        r"(classifier\.weight, neck\.running_var|neck\.running_var, classifier)",
+    ):
         load_model(tmp_path / "m.safetensors")
 
 

@@ -38,28 +38,64 @@ def trained(tree, tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("cli") / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, "-m", "cycletrans", "train", "--preset", "demo", "--data-root",
-         str(tree), "--output", str(output), "--epochs", "1", *TINY_FLAGS],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "cycletrans",
+            "train",
+            "--preset",
+            "demo",
+            "--data-root",
+            str(tree),
+            "--output",
+            str(output),
+            "--epochs",
+            "1",
+            *TINY_FLAGS,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "done: 1 epochs, 2 steps" in done.stdout
     return output
 
 
 def test_train_command_writes_a_loadable_run(trained):
-    for name in ("config.json", "metrics.jsonl", "last.safetensors", "last.json", "resume.pt",
-                 "result.json"):
+    for name in (
+        "config.json",
+        "metrics.jsonl",
+        "last.safetensors",
+        "last.json",
+        "resume.pt",
+        "result.json",
+    ):
         assert (trained / name).is_file(), name
     assert json.loads((trained / "config.json").read_text())["epochs"] == 1
 
 
-def test_evaluate_writes_every_sysu_setting_and_the_modality_gap(trained, tree, tmp_path,
-                                                                 capsys):
+def test_evaluate_writes_every_sysu_setting_and_the_modality_gap(trained, tree, tmp_path, capsys):
     out = tmp_path / "eval.json"
     with pytest.warns(UnofficialPicksWarning, match="not the official ones"):
-        code = main(["evaluate", "--checkpoint", str(trained / "last.safetensors"),
-                     "--data-root", str(tree), "--trials", "2", "--workers", "0",
-                     "--intra-modality", "--output", str(out)])
+        code = main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(trained / "last.safetensors"),
+                "--data-root",
+                str(tree),
+                "--trials",
+                "2",
+                "--workers",
+                "0",
+                "--intra-modality",
+                "--output",
+                str(out),
+            ]
+        )
     assert code == 0
     doc = json.loads(out.read_text())
     assert doc["dataset"] == "sysu"
@@ -72,19 +108,33 @@ def test_evaluate_writes_every_sysu_setting_and_the_modality_gap(trained, tree, 
     assert doc["official_gallery_picks"] is False  # the tiny tree does not fit the official file
     assert doc["results"]["all_single"]["gallery_note"].startswith("the images do not fit")
     assert doc["results"]["all_single"]["num_queries"] == len(TEST_IDS) * 2 * 2
-    assert set(doc["intra_modality"]) == {"visible_to_visible", "infrared_to_infrared",
-                                          "infrared_to_visible", "visible_to_infrared"}
+    assert set(doc["intra_modality"]) == {
+        "visible_to_visible",
+        "infrared_to_infrared",
+        "infrared_to_visible",
+        "visible_to_infrared",
+    }
     printed = capsys.readouterr().out
     assert "all_single" in printed
     assert "visible_to_visible" in printed
 
 
 @pytest.mark.filterwarnings("ignore::cycletrans.evaluation.UnofficialPicksWarning")  # tiny tree
-def test_evaluate_runs_only_the_asked_settings_and_rejects_foreign_ones(trained, tree,
-                                                                        tmp_path, capsys):
+def test_evaluate_runs_only_the_asked_settings_and_rejects_foreign_ones(
+    trained, tree, tmp_path, capsys
+):
     out = tmp_path / "eval.json"
-    args = ["evaluate", "--checkpoint", str(trained / "last.safetensors"), "--data-root",
-            str(tree), "--trials", "1", "--workers", "0"]
+    args = [
+        "evaluate",
+        "--checkpoint",
+        str(trained / "last.safetensors"),
+        "--data-root",
+        str(tree),
+        "--trials",
+        "1",
+        "--workers",
+        "0",
+    ]
     assert main([*args, "--protocol", "indoor_multi", "--output", str(out)]) == 0
     assert list(json.loads(out.read_text())["results"]) == ["indoor_multi"]
     assert main([*args, "--protocol", "visible_to_infrared"]) == 2
@@ -105,21 +155,48 @@ def test_evaluate_averages_regdb_trials_each_with_its_own_checkpoint(tmp_path, c
     root = write_regdb_tree(tmp_path / "RegDB")
     for trial in (1, 2):
         torch.manual_seed(trial)
-        save_model(build_model("baseline", "resnet18", num_classes=4,
-                               preprocessing=Preprocessing(32, 16)),
-                   tmp_path / f"trial{trial}" / "m.safetensors")
+        save_model(
+            build_model("baseline", "resnet18", num_classes=4, preprocessing=Preprocessing(32, 16)),
+            tmp_path / f"trial{trial}" / "m.safetensors",
+        )
     base = ["evaluate", "--data-root", str(root), "--workers", "0", "--device", "cpu"]
     singles = []
     for trial in (1, 2):
         out = tmp_path / f"trial{trial}.json"
-        assert main([*base, "--checkpoint", str(tmp_path / f"trial{trial}" / "m.safetensors"),
-                     "--trial", str(trial), "--output", str(out)]) == 0
+        assert (
+            main(
+                [
+                    *base,
+                    "--checkpoint",
+                    str(tmp_path / f"trial{trial}" / "m.safetensors"),
+                    "--trial",
+                    str(trial),
+                    "--output",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         singles.append(json.loads(out.read_text()))
     assert singles[0]["results"] != singles[1]["results"]  # other splits, other models
     out = tmp_path / "mean.json"
     pattern = str(tmp_path / "trial{trial}" / "m.safetensors")
-    assert main([*base, "--checkpoint", pattern, "--trial", "1", "2", "--intra-modality",
-                 "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "--checkpoint",
+                pattern,
+                "--trial",
+                "1",
+                "2",
+                "--intra-modality",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     doc = json.loads(out.read_text())
     assert doc["regdb_trials"] == [1, 2]
     for trial, single in zip(("1", "2"), singles, strict=True):
@@ -129,7 +206,8 @@ def test_evaluate_averages_regdb_trials_each_with_its_own_checkpoint(tmp_path, c
         mean = doc["results"][direction]
         for key in METRICS:
             assert mean[key] == pytest.approx(
-                np.mean([single["results"][direction][key] for single in singles]))
+                np.mean([single["results"][direction][key] for single in singles])
+            )
         assert mean["num_trials"] == 2
     assert doc["intra_modality"]["visible_to_visible"]["num_trials"] == 2
     assert "mean over the 2 trials" in capsys.readouterr().out
@@ -140,15 +218,42 @@ def test_evaluate_averages_regdb_trials_each_with_its_own_checkpoint(tmp_path, c
 
 
 def test_several_trials_are_refused_on_sysu_mm01(trained, tree, capsys):
-    assert main(["evaluate", "--checkpoint", str(trained / "last.safetensors"), "--data-root",
-                 str(tree), "--trial", "1", "2"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(trained / "last.safetensors"),
+                "--data-root",
+                str(tree),
+                "--trial",
+                "1",
+                "2",
+            ]
+        )
+        == 2
+    )
     assert "sysu has one test split" in capsys.readouterr().err
 
 
 def test_extract_writes_the_documented_arrays(trained, tree, tmp_path):
     out = tmp_path / "test.npz"
-    assert main(["extract", "--checkpoint", str(trained / "last.safetensors"), "--data-root",
-                 str(tree), "--out", str(out), "--workers", "0"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                "--checkpoint",
+                str(trained / "last.safetensors"),
+                "--data-root",
+                str(tree),
+                "--out",
+                str(out),
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
     with np.load(out) as data:
         assert set(data.files) == {"features", "ids", "cams", "frames", "paths", "modalities"}
         n = len(TEST_IDS) * 6 * 2
@@ -161,19 +266,43 @@ def test_extract_writes_the_documented_arrays(trained, tree, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::cycletrans.evaluation.UnofficialPicksWarning")  # tiny tree
-def test_ablate_trains_each_row_once_and_reuses_finished_rows(tree, tmp_path, capsys,
-                                                              monkeypatch):
+def test_ablate_trains_each_row_once_and_reuses_finished_rows(tree, tmp_path, capsys, monkeypatch):
     from analysis.ablation_tables import load_reproduced_table
 
-    args = ["ablate", "--preset", "demo", "--table", "3", "--data-root", str(tree),
-            "--output", str(tmp_path / "ablation"), "--trials", "2", "--epochs", "1",
-            *TINY_FLAGS, "--batches-per-epoch", "1"]
+    args = [
+        "ablate",
+        "--preset",
+        "demo",
+        "--table",
+        "3",
+        "--data-root",
+        str(tree),
+        "--output",
+        str(tmp_path / "ablation"),
+        "--trials",
+        "2",
+        "--epochs",
+        "1",
+        *TINY_FLAGS,
+        "--batches-per-epoch",
+        "1",
+    ]
     assert main(args) == 0
     table = load_reproduced_table(tmp_path / "ablation" / "table3.json")
-    assert list(table["variant"]) == ["baseline", "dmm_ap", "dmm_residual_ap", "transformer",
-                                      "full"]
-    assert list(table["Method"]) == ["Baseline", "F_N = AP", "F_N = F'_I + AP", "Transformer",
-                                     "DMM"]  # the paper's row names, added on loading
+    assert list(table["variant"]) == [
+        "baseline",
+        "dmm_ap",
+        "dmm_residual_ap",
+        "transformer",
+        "full",
+    ]
+    assert list(table["Method"]) == [
+        "Baseline",
+        "F_N = AP",
+        "F_N = F'_I + AP",
+        "Transformer",
+        "DMM",
+    ]  # the paper's row names, added on loading
     assert table[["Rank-1", "Rank-10", "Rank-20", "mAP"]].to_numpy().max() <= 100
     assert (tmp_path / "ablation" / "table3.csv").is_file()
     assert table.attrs["metadata"]["preset"] == "demo"
@@ -188,16 +317,44 @@ def test_ablate_trains_each_row_once_and_reuses_finished_rows(tree, tmp_path, ca
     assert "holds a baseline run with another config" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("command", "flags"), [
-    ("synth", ["--out", "--preset"]),
-    ("train", ["--preset", "--data-root", "--variant", "--resume", "--epochs", "--lr",
-               "--milestones", "--loss-weights", "--validation", "--sync-bn", "--amp",
-               "--max-steps", "--save-every", "--output"]),
-    ("evaluate", ["--checkpoint", "--data-root", "--protocol", "--trials", "--intra-modality",
-                  "--output"]),
-    ("extract", ["--checkpoint", "--data-root", "--out", "--split"]),
-    ("ablate", ["--preset", "--table", "--output", "--epochs"]),
-])
+@pytest.mark.parametrize(
+    ("command", "flags"),
+    [
+        ("synth", ["--out", "--preset"]),
+        (
+            "train",
+            [
+                "--preset",
+                "--data-root",
+                "--variant",
+                "--resume",
+                "--epochs",
+                "--lr",
+                "--milestones",
+                "--loss-weights",
+                "--validation",
+                "--sync-bn",
+                "--amp",
+                "--max-steps",
+                "--save-every",
+                "--output",
+            ],
+        ),
+        (
+            "evaluate",
+            [
+                "--checkpoint",
+                "--data-root",
+                "--protocol",
+                "--trials",
+                "--intra-modality",
+                "--output",
+            ],
+        ),
+        ("extract", ["--checkpoint", "--data-root", "--out", "--split"]),
+        ("ablate", ["--preset", "--table", "--output", "--epochs"]),
+    ],
+)
 def test_every_command_has_a_help_that_names_its_flags(command, flags, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -213,8 +370,19 @@ def test_train_flags_reach_the_config_and_unset_ones_keep_the_preset():
     from cycletrans.cli import build_parser
     from cycletrans.cli.train import config_from_args
 
-    args = build_parser().parse_args(["train", "--preset", "sysu", "--data-root", "/d",
-                                      "--pad-crop", "--no-flip", "--epochs", "3"])
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--preset",
+            "sysu",
+            "--data-root",
+            "/d",
+            "--pad-crop",
+            "--no-flip",
+            "--epochs",
+            "3",
+        ]
+    )
     config = config_from_args(args)
     assert (config.pad_crop, config.flip, config.epochs) == (True, False, 3)
     assert (config.random_erasing, config.lr) == (0.5, 3.5e-4)
@@ -225,38 +393,76 @@ def test_model_flags_reach_the_model_options_and_the_authors_schedule_is_one_fla
     from cycletrans.cli.train import config_from_args
     from cycletrans.losses import AUTHORS_WEIGHTS
 
-    args = build_parser().parse_args([
-        "train", "--preset", "sysu", "--data-root", "/d", "--num-anchors", "4",
-        "--loss-weights", "authors", "--cycle-grad", "authors", "--no-pretrained",
-        "--schedule", "authors", "--milestones", "50"])
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--preset",
+            "sysu",
+            "--data-root",
+            "/d",
+            "--num-anchors",
+            "4",
+            "--loss-weights",
+            "authors",
+            "--cycle-grad",
+            "authors",
+            "--no-pretrained",
+            "--schedule",
+            "authors",
+            "--milestones",
+            "50",
+        ]
+    )
     config = config_from_args(args)
     assert (config.model.num_anchors, config.model.cycle_grad) == (4, "authors")
     assert (config.model.loss_weights, config.model.pretrained) == (AUTHORS_WEIGHTS, False)
     assert (config.epoch_pass, config.warmup_epochs) == ("paired", 10)
     assert config.milestones == (50,)  # given explicitly: the schedule does not override it
-    numbers = build_parser().parse_args(["train", "--preset", "demo", "--loss-weights", "1",
-                                         "2", "3", "4"])
+    numbers = build_parser().parse_args(
+        ["train", "--preset", "demo", "--loss-weights", "1", "2", "3", "4"]
+    )
     assert config_from_args(numbers).model.loss_weights.to_dict() == {
-        "sep": 1.0, "mmd": 2.0, "rec": 3.0, "aln": 4.0, "me": 1.0}
+        "sep": 1.0,
+        "mmd": 2.0,
+        "rec": 3.0,
+        "aln": 4.0,
+        "me": 1.0,
+    }
 
 
 def test_python_m_cycletrans_help_lists_the_commands():
-    done = subprocess.run([sys.executable, "-m", "cycletrans", "--help"], capture_output=True,
-                          text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "cycletrans", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
     assert done.returncode == 0
     assert all(c in done.stdout for c in ("synth", "train", "evaluate", "extract", "ablate"))
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["train", "--preset", "sysu"], "needs a data root"),
-    (["train", "--preset", "sysu", "--data-root", "/nonexistent/sysu"], "is not a folder"),
-    (["train"], "--preset is required"),
-    (["train", "--resume", "--output", "/nonexistent/run"], "no training run"),
-    (["train", "--preset", "demo", "--epochs", "0"], "epochs must be at least 1"),
-    (["evaluate", "--checkpoint", "/nonexistent/m.safetensors", "--data-root", "/nonexistent"],
-     "is not a folder"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--preset", "sysu"], "needs a data root"),
+        (["train", "--preset", "sysu", "--data-root", "/nonexistent/sysu"], "is not a folder"),
+        (["train"], "--preset is required"),
+        (["train", "--resume", "--output", "/nonexistent/run"], "no training run"),
+        (["train", "--preset", "demo", "--epochs", "0"], "epochs must be at least 1"),
+        (
+            [
+                "evaluate",
+                "--checkpoint",
+                "/nonexistent/m.safetensors",
+                "--data-root",
+                "/nonexistent",
+            ],
+            "is not a folder",
+        ),
+    ],
+)
 def test_bad_arguments_give_one_clear_error_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -280,8 +486,18 @@ def test_a_nan_loss_stops_the_command_with_a_clear_message(tree, tmp_path, capsy
         return terms
 
     monkeypatch.setattr(ReIDModel, "loss", poisoned)
-    code = main(["train", "--preset", "demo", "--data-root", str(tree), "--output",
-                 str(tmp_path / "run"), *TINY_FLAGS])
+    code = main(
+        [
+            "train",
+            "--preset",
+            "demo",
+            "--data-root",
+            str(tree),
+            "--output",
+            str(tmp_path / "run"),
+            *TINY_FLAGS,
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "non-finite loss at epoch 1, step 1" in err
@@ -290,8 +506,20 @@ def test_a_nan_loss_stops_the_command_with_a_clear_message(tree, tmp_path, capsy
 
 def test_train_refuses_a_folder_holding_a_run_and_names_overwrite(trained, tree, capsys):
     before = (trained / "metrics.jsonl").read_text()
-    code = main(["train", "--preset", "demo", "--data-root", str(tree), "--output",
-                 str(trained), "--epochs", "1", *TINY_FLAGS])
+    code = main(
+        [
+            "train",
+            "--preset",
+            "demo",
+            "--data-root",
+            str(tree),
+            "--output",
+            str(trained),
+            "--epochs",
+            "1",
+            *TINY_FLAGS,
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "already holds a training run" in err
@@ -313,8 +541,22 @@ def test_a_run_stopped_by_a_signal_exits_with_128_plus_its_number(monkeypatch, c
 
 def test_extract_writes_exactly_the_file_it_names(trained, tree, tmp_path, capsys):
     out = tmp_path / "feats.bin"
-    assert main(["extract", "--checkpoint", str(trained / "last.safetensors"), "--data-root",
-                 str(tree), "--out", str(out), "--workers", "0"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                "--checkpoint",
+                str(trained / "last.safetensors"),
+                "--data-root",
+                str(tree),
+                "--out",
+                str(out),
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert f"wrote {out}:" in capsys.readouterr().out
     assert os.listdir(tmp_path) == ["feats.bin"]
     assert FeatureSet.load(out).features.shape == (len(TEST_IDS) * 6 * 2, 3 * 512)
@@ -330,14 +572,27 @@ def _one_error_line(capsys) -> str:
     return line
 
 
-def test_evaluate_refuses_a_checkpoint_whose_config_was_edited_in_one_line(trained, tree,
-                                                                            tmp_path, capsys):
+def test_evaluate_refuses_a_checkpoint_whose_config_was_edited_in_one_line(
+    trained, tree, tmp_path, capsys
+):
     for suffix in (".safetensors", ".json"):
         shutil.copy(trained / f"last{suffix}", tmp_path / f"last{suffix}")
     config = json.loads((tmp_path / "last.json").read_text())
     (tmp_path / "last.json").write_text(json.dumps({**config, "num_classes": 10**12}))
-    assert main(["evaluate", "--checkpoint", str(tmp_path / "last.safetensors"), "--data-root",
-                 str(tree), "--workers", "0"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(tmp_path / "last.safetensors"),
+                "--data-root",
+                str(tree),
+                "--workers",
+                "0",
+            ]
+        )
+        == 2
+    )
     err = _one_error_line(capsys)
     assert f"{tmp_path / 'last.safetensors'} does not match the model its config" in err
     classes = len(TRAIN_IDS) + len(VAL_IDS)
@@ -349,7 +604,21 @@ def test_a_truncated_image_stops_evaluate_in_one_line_naming_it(trained, tree, t
     shutil.copytree(tree, broken)
     image = broken / "cam3" / f"{TEST_IDS[0]:04d}" / "0001.jpg"
     image.write_bytes(image.read_bytes()[:-200])
-    assert main(["evaluate", "--checkpoint", str(trained / "last.safetensors"), "--data-root",
-                 str(broken), "--workers", "2", "--trials", "1"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(trained / "last.safetensors"),
+                "--data-root",
+                str(broken),
+                "--workers",
+                "2",
+                "--trials",
+                "1",
+            ]
+        )
+        == 2
+    )
     err = _one_error_line(capsys)
     assert f"error: cannot read image {image}: " in err

@@ -257,8 +257,10 @@ def test_real_sysu_split_files_give_296_plus_99_train_ids_and_96_test_ids():
 
 
 def test_read_image_gives_rgb_for_single_channel_infrared_files(sysu_root, regdb_root):
-    for path in (sysu_root / "cam3" / "0001" / "0001.jpg",
-                 regdb_root / "Thermal" / "1" / regdb_name(1, "Thermal", 1)):
+    for path in (
+        sysu_root / "cam3" / "0001" / "0001.jpg",
+        regdb_root / "Thermal" / "1" / regdb_name(1, "Thermal", 1),
+    ):
         assert Image.open(path).mode == "L"
         image = read_image(path)
         assert image.mode == "RGB"
@@ -279,21 +281,29 @@ def broken_images(folder: Path) -> dict[str, Path]:
     good = folder / "good.jpg"
     write_image(good, "RGB")
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 32, 3), np.uint8)).save(
-        folder / "whole.jpg")
+        folder / "whole.jpg"
+    )
     data = (folder / "whole.jpg").read_bytes()
-    files = {"good": good, "empty": folder / "empty.jpg", "truncated": folder / "truncated.jpg",
-             "text": folder / "text.jpg"}
+    files = {
+        "good": good,
+        "empty": folder / "empty.jpg",
+        "truncated": folder / "truncated.jpg",
+        "text": folder / "text.jpg",
+    }
     files["empty"].write_bytes(b"")
     files["truncated"].write_bytes(data[: len(data) // 2])
     files["text"].write_text("not an image\n")
     return files
 
 
-@pytest.mark.parametrize(("name", "reason"), [
-    ("empty", "empty file (0 bytes)"),
-    ("truncated", "image file is truncated"),
-    ("text", "not an image format PIL can read"),
-])
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("empty", "empty file (0 bytes)"),
+        ("truncated", "image file is truncated"),
+        ("text", "not an image format PIL can read"),
+    ],
+)
 def test_read_image_names_a_broken_file_and_what_is_wrong(tmp_path, name, reason):
     path = broken_images(tmp_path)[name]
     with pytest.raises(ImageReadError) as error:
@@ -304,25 +314,34 @@ def test_read_image_names_a_broken_file_and_what_is_wrong(tmp_path, name, reason
 
 def test_check_images_reads_headers_or_decodes_everything(tmp_path):
     files = broken_images(tmp_path)
-    with pytest.raises(ImageReadError, match=r"^2 of 4 images cannot be read: .*empty\.jpg: "
-                       r"empty file.*text\.jpg: not an image") as header_only:
+    with pytest.raises(
+        ImageReadError,
+        match=r"^2 of 4 images cannot be read: .*empty\.jpg: "
+        r"empty file.*text\.jpg: not an image",
+    ) as header_only:
         check_images(list(files.values()))
     assert "truncated" not in str(header_only.value)  # its header is intact
-    with pytest.raises(ImageReadError, match=r"^3 of 4 images cannot be read: .*empty.*"
-                       r"truncated\.jpg: image file is truncated.*text"):
+    with pytest.raises(
+        ImageReadError,
+        match=r"^3 of 4 images cannot be read: .*empty.*"
+        r"truncated\.jpg: image file is truncated.*text",
+    ):
         check_images(list(files.values()), decode=True, workers=2)
     check_images([files["good"]], decode=True)
 
 
 def test_a_broken_image_read_in_a_loader_worker_keeps_its_one_line_message(tmp_path):
     files = broken_images(tmp_path)
-    records = [ImageRecord(str(files[n]), pid=1, cam=1, modality=0, frame=i + 1)
-               for i, n in enumerate(("good", "truncated"))]
+    records = [
+        ImageRecord(str(files[n]), pid=1, cam=1, modality=0, frame=i + 1)
+        for i, n in enumerate(("good", "truncated"))
+    ]
     loader = torch.utils.data.DataLoader(ReIDDataset(records), num_workers=1, batch_size=1)
     with pytest.raises(ImageReadError) as error:
         list(loader)
-    assert str(error.value).startswith(f"cannot read image {files['truncated']}: image file "
-                                       f"is truncated")
+    assert str(error.value).startswith(
+        f"cannot read image {files['truncated']}: image file is truncated"
+    )
     assert "\n" not in str(error.value)
 
 
@@ -364,8 +383,13 @@ def test_regdb_idx_line_pointing_to_missing_file_raises(regdb_root):
 
 @pytest.mark.parametrize(
     "line",
-    ["Visible/2/female_front_v_00002_1.bmp", "Visible/2/x.bmp zero", "Visible/x.bmp 0",
-     "Thermal/2/female_front_t_00002_1.bmp 0", "Visible/two/female_front_v_00002_1.bmp 0"],
+    [
+        "Visible/2/female_front_v_00002_1.bmp",
+        "Visible/2/x.bmp zero",
+        "Visible/x.bmp 0",
+        "Thermal/2/female_front_t_00002_1.bmp 0",
+        "Visible/two/female_front_v_00002_1.bmp 0",
+    ],
 )
 def test_regdb_malformed_idx_line_raises(regdb_root, line):
     path = regdb_root / "idx" / "train_visible_1.txt"
@@ -456,8 +480,9 @@ def test_seeded_split_needs_two_ids():
 # ---------------------------------------------------------------- detect_dataset, split_records
 
 
-def test_detect_dataset_tells_the_layout_and_explains_what_it_expected(sysu_root, regdb_root,
-                                                                       tmp_path):
+def test_detect_dataset_tells_the_layout_and_explains_what_it_expected(
+    sysu_root, regdb_root, tmp_path
+):
     assert detect_dataset(sysu_root) == "sysu"
     assert detect_dataset(regdb_root) == "regdb"
     with pytest.raises(ValueError, match="cannot tell the dataset"):

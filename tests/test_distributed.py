@@ -55,20 +55,45 @@ def _free_port() -> int:
 
 def test_two_gloo_ranks_stay_identical_and_see_different_identities(tmp_path):
     tree = write_sysu_tree(tmp_path / "sysu")
-    config = resolve_config("demo", {**TINY, "data_root": str(tree), "validation": True,
-                                     "eval_every": 1, "output": str(tmp_path / "run")})
+    config = resolve_config(
+        "demo",
+        {
+            **TINY,
+            "data_root": str(tree),
+            "validation": True,
+            "eval_every": 1,
+            "output": str(tmp_path / "run"),
+        },
+    )
     (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
     (tmp_path / "driver.py").write_text(DRIVER)
     port = _free_port()
     procs = []
     for rank in (0, 1):
-        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
-               "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-        procs.append(subprocess.Popen(
-            [sys.executable, str(tmp_path / "driver.py"), str(tmp_path / "config.json"),
-             str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True))
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "OMP_NUM_THREADS": "1",
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(tmp_path / "driver.py"),
+                    str(tmp_path / "config.json"),
+                    str(tmp_path),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outputs = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err

@@ -47,22 +47,26 @@ def test_demo_preset_is_an_imagenet_mobilenet_at_128x64_without_data_root():
 
 
 def test_overrides_replace_preset_values_and_none_keeps_them():
-    c = resolve_config("demo", {"epochs": 3, "milestones": [1, 2], "variant": "baseline",
-                                "lr": None})
+    c = resolve_config(
+        "demo", {"epochs": 3, "milestones": [1, 2], "variant": "baseline", "lr": None}
+    )
     assert (c.epochs, c.milestones, c.variant, c.lr) == (3, (1, 2), "baseline", 3.5e-4)
     assert c.output == "runs/demo/baseline"
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"epochs": 0}, "epochs must be at least 1"),
-    ({"loss_weights": (1.0, 2.0)}, "four or five numbers"),
-    ({"num_anchor": 3}, "unknown training option"),
-    ({"refine_temperature": 0}, "refine_temperature must be positive"),
-    ({"device": "tpu"}, "device must be"),
-    ({"trial": 11}, "trial must be in 1..10"),
-    ({"cycle_grad": "none"}, "cycle_grad"),
-    ({"lr": -1.0}, "need lr > 0"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"loss_weights": (1.0, 2.0)}, "four or five numbers"),
+        ({"num_anchor": 3}, "unknown training option"),
+        ({"refine_temperature": 0}, "refine_temperature must be positive"),
+        ({"device": "tpu"}, "device must be"),
+        ({"trial": 11}, "trial must be in 1..10"),
+        ({"cycle_grad": "none"}, "cycle_grad"),
+        ({"lr": -1.0}, "need lr > 0"),
+    ],
+)
 def test_invalid_values_raise_a_clear_value_error(overrides, message):
     with pytest.raises(ValueError, match=message):
         resolve_config("demo", overrides)
@@ -89,7 +93,8 @@ def test_warm_up_raises_the_rate_linearly_as_the_authors_code_does():
     c = resolve_config("demo", {"warmup_epochs": 10, "milestones": (40, 80), "epochs": 90})
     # their 1-based epoch e <= 10 uses lr / 10 * e; x0.1 from their epochs 41 and 81
     assert [learning_rate(c, e) for e in (0, 4, 9, 10)] == pytest.approx(
-        [3.5e-5, 1.75e-4, 3.5e-4, 3.5e-4])
+        [3.5e-5, 1.75e-4, 3.5e-4, 3.5e-4]
+    )
     assert [learning_rate(c, e) for e in (39, 40, 80)] == pytest.approx([3.5e-4, 3.5e-5, 3.5e-6])
 
 

@@ -38,8 +38,12 @@ def test_item_seeds_depend_on_every_key_and_nothing_else():
     seeds = item_seeds(0, 1, 2, 0, 4)
     assert seeds == item_seeds(0, 1, 2, 0, 4)
     assert len(set(seeds)) == 4
-    for other in (item_seeds(1, 1, 2, 0, 4), item_seeds(0, 2, 2, 0, 4),
-                  item_seeds(0, 1, 3, 0, 4), item_seeds(0, 1, 2, 1, 4)):
+    for other in (
+        item_seeds(1, 1, 2, 0, 4),
+        item_seeds(0, 2, 2, 0, 4),
+        item_seeds(0, 1, 3, 0, 4),
+        item_seeds(0, 1, 2, 1, 4),
+    ):
         assert other != seeds
     assert all(0 <= s < 2**63 for s in seeds)
 
@@ -63,8 +67,9 @@ def test_seeded_item_is_the_same_whatever_the_global_generators_and_leaves_them_
 
 def test_seeded_batches_resumed_mid_epoch_continue_with_the_same_batches_and_seeds(tree):
     dataset = _train_dataset(tree)
-    sampler = CrossModalitySampler(dataset.labels, dataset.modalities, num_ids=2,
-                                   num_per_modality=2, seed=3, num_batches=4)
+    sampler = CrossModalitySampler(
+        dataset.labels, dataset.modalities, num_ids=2, num_per_modality=2, seed=3, num_batches=4
+    )
     full = list(SeededBatches(sampler, seed=3, epoch=2, position=0))
     resumed = list(SeededBatches(sampler, seed=3, epoch=2, position=2))
     assert len(full) == 4
@@ -75,12 +80,16 @@ def test_seeded_batches_resumed_mid_epoch_continue_with_the_same_batches_and_see
 
 def test_augmentation_does_not_depend_on_the_number_of_workers(tree):
     dataset = _train_dataset(tree)
-    sampler = CrossModalitySampler(dataset.labels, dataset.modalities, num_ids=2,
-                                   num_per_modality=2, seed=0, num_batches=2)
+    sampler = CrossModalitySampler(
+        dataset.labels, dataset.modalities, num_ids=2, num_per_modality=2, seed=0, num_batches=2
+    )
 
     def images(workers: int) -> list[torch.Tensor]:
-        loader = DataLoader(SeededDataset(dataset), num_workers=workers,
-                            batch_sampler=SeededBatches(sampler, 0, 0, 0))
+        loader = DataLoader(
+            SeededDataset(dataset),
+            num_workers=workers,
+            batch_sampler=SeededBatches(sampler, 0, 0, 0),
+        )
         return [batch[0] for batch in loader]
 
     assert all(torch.equal(a, b) for a, b in zip(images(0), images(2), strict=True))
@@ -102,14 +111,16 @@ def _write_regdb_tree(root: Path, ids: range) -> Path:
             (root / folder / str(pid)).mkdir(parents=True)
             for n in range(2):
                 Image.new("RGB", (8, 16), (pid * 10, n, 0)).save(
-                    root / folder / str(pid) / f"{n}.bmp")
+                    root / folder / str(pid) / f"{n}.bmp"
+                )
     return root
 
 
 def test_regdb_validation_holds_out_a_seeded_fraction_of_the_training_ids(tmp_path):
     root = _write_regdb_tree(tmp_path, range(1, 41))
-    config = resolve_config("regdb", {"data_root": str(root), "validation": True,
-                                      "val_fraction": 0.25})
+    config = resolve_config(
+        "regdb", {"data_root": str(root), "validation": True, "val_fraction": 0.25}
+    )
     splits = load_splits(config, root)
     train_ids, val_ids = {r.pid for r in splits.train}, {r.pid for r in splits.val}
     assert len(val_ids) == 5
@@ -118,8 +129,7 @@ def test_regdb_validation_holds_out_a_seeded_fraction_of_the_training_ids(tmp_pa
     assert {r.pid for r in load_splits(config, root).val} == val_ids  # seeded
 
 
-def test_demo_data_is_generated_once_into_a_temporary_folder_then_renamed(tmp_path,
-                                                                           monkeypatch):
+def test_demo_data_is_generated_once_into_a_temporary_folder_then_renamed(tmp_path, monkeypatch):
     monkeypatch.setenv("CYCLETRANS_CACHE", str(tmp_path))
     calls = []
 

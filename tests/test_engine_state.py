@@ -38,8 +38,16 @@ def test_model_and_optimizer_state_survive_a_weights_only_load(tmp_path):
     model(torch.ones(1, 3)).sum().backward()
     optimizer.step()
     path = tmp_path / "resume.pt"
-    save_resume_state(path, {"epoch": 2, "best_score": None, "model": model.state_dict(),
-                             "optimizer": optimizer.state_dict(), "sums": {"loss": 1.5}})
+    save_resume_state(
+        path,
+        {
+            "epoch": 2,
+            "best_score": None,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "sums": {"loss": 1.5},
+        },
+    )
     state = load_resume_state(path)
     assert torch.equal(state["model"]["weight"], model.weight)
     fresh = torch.optim.Adam(torch.nn.Linear(3, 2).parameters())
@@ -84,8 +92,11 @@ def test_loading_refuses_arbitrary_pickled_objects_and_missing_files(tmp_path):
 def test_a_state_of_another_version_is_refused_naming_the_file(tmp_path):
     path = tmp_path / "resume.pt"
     torch.save({"version": STATE_VERSION - 1, "epoch": 3}, path)
-    with pytest.raises(ValueError, match=rf"resume\.pt is a resume state of version "
-                       rf"{STATE_VERSION - 1}; .* reads version {STATE_VERSION} only"):
+    with pytest.raises(
+        ValueError,
+        match=rf"resume\.pt is a resume state of version "
+        rf"{STATE_VERSION - 1}; .* reads version {STATE_VERSION} only",
+    ):
         load_resume_state(path)
 
 
@@ -97,7 +108,10 @@ def test_progress_is_saved_and_restored_whole(tmp_path):
     path = tmp_path / "resume.pt"
     save_resume_state(path, {"progress": progress.to_dict()})
     assert Progress.from_dict(load_resume_state(path)["progress"]) == progress
-    assert (progress.position, progress.global_step, progress.sums) == (2, 2, {"loss": 3.0,
-                                                                              "id": 2.0})
+    assert (progress.position, progress.global_step, progress.sums) == (
+        2,
+        2,
+        {"loss": 3.0, "id": 2.0},
+    )
     progress.next_epoch()
     assert progress == Progress(epoch=1, global_step=2, best_score=0.25, best_epoch=1)

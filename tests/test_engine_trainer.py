@@ -34,23 +34,26 @@ def tree(tmp_path_factory) -> Path:
 
 
 def _config(tree: Path, output: Path, **overrides):
-    return resolve_config("demo", {**TINY, "data_root": str(tree), "output": str(output),
-                                   **overrides})
+    return resolve_config(
+        "demo", {**TINY, "data_root": str(tree), "output": str(output), **overrides}
+    )
 
 
 @pytest.fixture(scope="module")
 def validated(tree, tmp_path_factory):
     """A finished 2-epoch run with validation after every epoch."""
-    config = _config(tree, tmp_path_factory.mktemp("validated") / "run", validation=True,
-                     eval_every=1)
+    config = _config(
+        tree, tmp_path_factory.mktemp("validated") / "run", validation=True, eval_every=1
+    )
     return config, train(config)
 
 
 @pytest.fixture(scope="module")
 def unvalidated(tree, tmp_path_factory):
     """A finished 1-epoch baseline run without validation, and what it printed."""
-    config = _config(tree, tmp_path_factory.mktemp("unvalidated") / "run", epochs=1,
-                     variant="baseline")
+    config = _config(
+        tree, tmp_path_factory.mktemp("unvalidated") / "run", epochs=1, variant="baseline"
+    )
     return config, train(config)
 
 
@@ -130,8 +133,7 @@ def _metrics(output: str) -> list[dict]:
     return [{k: v for k, v in json.loads(line).items() if k != "time_s"} for line in lines]
 
 
-def test_refuses_to_overwrite_a_run_or_resume_it_with_another_config(tree, tmp_path,
-                                                                      unvalidated):
+def test_refuses_to_overwrite_a_run_or_resume_it_with_another_config(tree, tmp_path, unvalidated):
     config, _ = unvalidated
     with pytest.raises(TrainingError, match="already holds a training run"):
         train(config)
@@ -149,9 +151,12 @@ def test_a_run_folder_holding_results_is_replaced_only_with_overwrite(tmp_path, 
     (run / "best.safetensors").write_bytes(b"stale")
     metrics = (run / "metrics.jsonl").read_text()
     config = config.replace(output=str(run))
-    with pytest.raises(TrainingError, match=r"already holds a training run \(metrics\.jsonl, "
-                       r"last\.safetensors, last\.json, best\.safetensors, result\.json\); "
-                       r"pass --resume to continue it, --overwrite to replace it"):
+    with pytest.raises(
+        TrainingError,
+        match=r"already holds a training run \(metrics\.jsonl, "
+        r"last\.safetensors, last\.json, best\.safetensors, result\.json\); "
+        r"pass --resume to continue it, --overwrite to replace it",
+    ):
         train(config)
     assert (run / "metrics.jsonl").read_text() == metrics
     with pytest.raises(ValueError, match="pass one of them"):
@@ -185,13 +190,17 @@ def _signal_at_step(monkeypatch, step: int, *signums: int) -> None:
 
 
 def test_sigterm_at_an_epochs_last_step_saves_the_state_and_resume_is_exact(
-        tree, tmp_path, monkeypatch, validated):
+    tree, tmp_path, monkeypatch, validated
+):
     whole_config, whole = validated
     config = _config(tree, tmp_path / "run", validation=True, eval_every=1)
     before = signal.getsignal(signal.SIGTERM)
     _signal_at_step(monkeypatch, 2, signal.SIGTERM)  # the last step of epoch 1
-    with pytest.raises(StoppedBySignalError, match=r"stopped by SIGTERM at epoch 1, step 2 "
-                       r"\(global step 2\); the resume state is saved") as stopped:
+    with pytest.raises(
+        StoppedBySignalError,
+        match=r"stopped by SIGTERM at epoch 1, step 2 "
+        r"\(global step 2\); the resume state is saved",
+    ) as stopped:
         train(config)
     assert stopped.value.signum == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) == before
@@ -212,7 +221,8 @@ def test_a_second_ctrl_c_stops_at_once(tree, tmp_path, monkeypatch):
 
 
 def test_resume_drops_a_torn_metrics_line_and_removes_temp_files_of_killed_writes(
-        tree, tmp_path, capsys):
+    tree, tmp_path, capsys
+):
     config = _config(tree, tmp_path / "run", variant="baseline", max_steps=3)
     train(config)  # epoch 1 done, stopped in epoch 2
     run = Path(config.output)
@@ -279,14 +289,18 @@ def test_unavailable_imagenet_weights_surface_as_a_training_error(tree, tmp_path
 def test_weight_decay_covers_every_parameter_once_and_spares_the_cycletrans_head(variant):
     from cycletrans.engine.trainer import parameter_groups
 
-    model = cycletrans.build_model(variant, "resnet18_slim", num_classes=3, num_anchors=3,
-                                   num_prototypes=8)
+    model = cycletrans.build_model(
+        variant, "resnet18_slim", num_classes=3, num_anchors=3, num_prototypes=8
+    )
     groups = parameter_groups(model, 5e-4)
     ids = [id(p) for g in groups for p in g["params"]]
     assert sorted(ids) == sorted(id(p) for p in model.parameters())
     decayed = {id(p) for g in groups if g["weight_decay"] == 5e-4 for p in g["params"]}
-    assert decayed == {id(p) for name, p in model.named_parameters()
-                       if name.split(".")[0] in ("backbone", "neck", "classifier")}
+    assert decayed == {
+        id(p)
+        for name, p in model.named_parameters()
+        if name.split(".")[0] in ("backbone", "neck", "classifier")
+    }
     assert len(groups) == (1 if variant == "baseline" else 2)
     assert all(g["weight_decay"] == 0.0 for g in groups[1:])
 
@@ -294,8 +308,9 @@ def test_weight_decay_covers_every_parameter_once_and_spares_the_cycletrans_head
 def test_a_step_with_zero_gradient_leaves_the_head_unchanged_and_shrinks_the_classifier():
     from cycletrans.engine.trainer import parameter_groups
 
-    model = cycletrans.build_model("full", "resnet18_slim", num_classes=3, num_anchors=3,
-                                   num_prototypes=8)
+    model = cycletrans.build_model(
+        "full", "resnet18_slim", num_classes=3, num_anchors=3, num_prototypes=8
+    )
     optimizer = torch.optim.Adam(parameter_groups(model, 5e-4), lr=1e-3)
     anchors, classifier = model.anchors.detach().clone(), model.classifier.weight.detach().clone()
     for p in model.parameters():

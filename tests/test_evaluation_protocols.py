@@ -23,11 +23,14 @@ from cycletrans.evaluation import (
 
 def _features(values, ids, cams, modalities, frames=None) -> FeatureSet:
     n = len(ids)
-    return FeatureSet(features=np.asarray(values, dtype=np.float32).reshape(n, -1),
-                      ids=np.asarray(ids), cams=np.asarray(cams),
-                      frames=np.ones(n, dtype=np.int64) if frames is None else frames,
-                      modalities=np.asarray(modalities),
-                      paths=np.array([f"{i}.jpg" for i in range(n)]))
+    return FeatureSet(
+        features=np.asarray(values, dtype=np.float32).reshape(n, -1),
+        ids=np.asarray(ids),
+        cams=np.asarray(cams),
+        frames=np.ones(n, dtype=np.int64) if frames is None else frames,
+        modalities=np.asarray(modalities),
+        paths=np.array([f"{i}.jpg" for i in range(n)]),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +45,12 @@ def sysu_split() -> FeatureSet:
 def loop_leave_one_out(dist: np.ndarray, ids: np.ndarray) -> dict:
     """Reference: each query ranked on its own against every other item."""
     n = len(ids)
-    per_query = [rank_metrics(dist[i : i + 1, others], ids[i : i + 1], ids[others], [0],
-                              np.zeros(n - 1), "regdb")
-                 for i, others in ((i, np.delete(np.arange(n), i)) for i in range(n))]
+    per_query = [
+        rank_metrics(
+            dist[i : i + 1, others], ids[i : i + 1], ids[others], [0], np.zeros(n - 1), "regdb"
+        )
+        for i, others in ((i, np.delete(np.arange(n), i)) for i in range(n))
+    ]
     return {key: np.array([m[key][0] for m in per_query]) for key in ("ap", "inp", "first_hit")}
 
 
@@ -72,14 +78,21 @@ def test_evaluate_protocols_runs_every_sysu_setting_with_the_official_picks(sysu
 def test_evaluate_protocols_gives_each_settings_separate_evaluation(sysu_split):
     results = evaluate_protocols(sysu_split, "sysu", trials=4, rand_perm_cam=None)
     for mode, shots in SYSU_SETTINGS:
-        alone = evaluate_sysu(sysu_split.features, sysu_split.ids, sysu_split.cams,
-                              sysu_split.frames, mode, shots, trials=4, rand_perm_cam=None)
+        alone = evaluate_sysu(
+            sysu_split.features,
+            sysu_split.ids,
+            sysu_split.cams,
+            sysu_split.frames,
+            mode,
+            shots,
+            trials=4,
+            rand_perm_cam=None,
+        )
         alone.pop("per_trial")
         assert results[setting_key(mode, shots)] == {**alone, "trials": 4}
 
 
-def test_evaluate_protocols_computes_one_distance_matrix_for_all_settings(sysu_split,
-                                                                           monkeypatch):
+def test_evaluate_protocols_computes_one_distance_matrix_for_all_settings(sysu_split, monkeypatch):
     calls = []
 
     def counting(query, gallery, metric="euclidean"):
@@ -103,8 +116,9 @@ def test_evaluate_protocols_runs_both_regdb_directions_and_refuses_other_dataset
 
 def test_sysu_within_modality_retrieval_ignores_the_queries_own_camera():
     # Query person 1 in camera 1; its twin image in camera 1 is identical but must not count.
-    feats = _features([0.0, 0.0, 1.0, 3.0], ids=[1, 1, 2, 1], cams=[1, 1, 2, 4],
-                      modalities=[0, 0, 0, 0])
+    feats = _features(
+        [0.0, 0.0, 1.0, 3.0], ids=[1, 1, 2, 1], cams=[1, 1, 2, 4], modalities=[0, 0, 0, 0]
+    )
     m = modality_retrieval(feats, "visible", "visible", "sysu")
     assert (m["num_queries"], m["num_valid"], m["gallery_size"]) == (4, 3, 4)
     assert (m["r1"], m["r5"]) == (0.0, 1.0)  # person 2 (camera 2) always ranks first

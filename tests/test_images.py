@@ -46,8 +46,9 @@ def png_header_only(path: Path, width: int, height: int) -> Path:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     data = zlib.compress(b"\x00" + b"\x00" * 3 * min(width, 16))
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data)
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -105,8 +106,7 @@ def test_constant_16_bit_image_becomes_black_without_dividing_by_zero(tmp_path: 
 
 def test_32_bit_float_tiff_is_stretched(tmp_path: Path) -> None:
     path = tmp_path / "float.tif"
-    Image.fromarray(np.linspace(-3.0, 40.0, 16 * 16).reshape(16, 16).astype(np.float32)
-                    ).save(path)
+    Image.fromarray(np.linspace(-3.0, 40.0, 16 * 16).reshape(16, 16).astype(np.float32)).save(path)
     rgb = np.asarray(load_image(path))
     assert rgb.shape == (16, 16, 3)
     assert rgb.min() == 0
@@ -157,16 +157,17 @@ def test_tiny_images_are_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("side", [50_000, 20_000, int(MAX_PIXELS**0.5) + 100])
-def test_every_decompression_bomb_gets_the_same_friendly_message(tmp_path: Path, side: int
-                                                                 ) -> None:
+def test_every_decompression_bomb_gets_the_same_friendly_message(tmp_path: Path, side: int) -> None:
     # 50,000 and 20,000 square: above Pillow's own limit (it refuses to open them); the third
     # is above ours only: all are refused from the header, before decoding, in the same words
     path = png_header_only(tmp_path / "bomb.png", side, side)
     with pytest.raises(ImageInputError) as refused:
         load_image(path)
-    assert str(refused.value) == (f"bomb.png has {side * side:,} pixels: too many to decode "
-                                  f"safely (the limit is {MAX_PIXELS:,} pixels, a guard against "
-                                  "decompression bombs); downscale it first")
+    assert str(refused.value) == (
+        f"bomb.png has {side * side:,} pixels: too many to decode "
+        f"safely (the limit is {MAX_PIXELS:,} pixels, a guard against "
+        "decompression bombs); downscale it first"
+    )
 
 
 def test_a_jpeg_counts_the_pixels_it_decodes_at_reduced_scale(tmp_path: Path) -> None:
@@ -179,13 +180,13 @@ def test_a_jpeg_counts_the_pixels_it_decodes_at_reduced_scale(tmp_path: Path) ->
         load_image(png, max_pixels=1_000_000, max_side=1000)
 
 
-def test_a_large_16_bit_thermal_image_is_downscaled_before_any_float_copy(tmp_path: Path
-                                                                           ) -> None:
+def test_a_large_16_bit_thermal_image_is_downscaled_before_any_float_copy(tmp_path: Path) -> None:
     # the case, smaller: a 16-bit gradient of 4000 x 4000 (32 MB of pixels) used to be
     # converted to float64 at full size (128 MB, more with temporaries) before downscaling
     path = tmp_path / "thermal.png"
-    Image.fromarray(np.broadcast_to((np.arange(4000) * 10).astype(np.uint16), (4000, 4000))
-                    .copy()).save(path)
+    Image.fromarray(
+        np.broadcast_to((np.arange(4000) * 10).astype(np.uint16), (4000, 4000)).copy()
+    ).save(path)
     tracemalloc.start()
     try:
         image = load_image(path)
@@ -215,8 +216,9 @@ def test_the_decode_budget_bounds_the_bytes_decoded_at_once() -> None:
     assert budget.in_use == 0
 
 
-def test_concurrent_loads_share_the_process_budget(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_concurrent_loads_share_the_process_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "rgba.png"
     Image.new("RGBA", (300, 200)).save(path)
     assert images.decoded_bytes("RGBA", (300, 200)) == 300 * 200 * 4 * 2  # premultiplied copy
@@ -253,8 +255,9 @@ def test_non_image_file_is_refused(tmp_path: Path) -> None:
 
 def test_truncated_jpeg_is_refused_as_corrupt(tmp_path: Path) -> None:
     whole = tmp_path / "whole.jpg"
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 100, 3), np.uint8)
-                    ).save(whole, quality=95)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 100, 3), np.uint8)).save(
+        whole, quality=95
+    )
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     with pytest.raises(ImageInputError, match="corrupt or truncated"):
@@ -304,5 +307,4 @@ def test_upload_component_hands_over_the_file_without_opening_it(tmp_path: Path)
     assert component.preprocess(None) is None
     # gr.Image itself would have opened (and failed on) the file
     with pytest.raises(Exception, match="cannot identify image file"):
-        type(component)(type="filepath", image_mode=None).preprocess(
-            ImageData(path=str(corrupt)))
+        type(component)(type="filepath", image_mode=None).preprocess(ImageData(path=str(corrupt)))

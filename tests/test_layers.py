@@ -26,8 +26,9 @@ def upper_layer_imports(source: str) -> list[str]:
     return [name for name in imported_modules(source) if name.split(".")[0] in UPPER_LAYERS]
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")),
-                         ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize(
+    "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
+)
 def test_no_module_of_the_package_imports_analysis_or_app(path):
     assert upper_layer_imports(path.read_text(encoding="utf-8")) == []
 

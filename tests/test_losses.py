@@ -48,9 +48,12 @@ def test_metric_loss_is_eq14_with_batch_class_centres():
         for j in range(B):
             if labels[i] == labels[j]:
                 continue
-            value = (margin - dist(feats[i], feats[j])
-                     + dist(feats[i], centre[labels[i].item()])
-                     + dist(feats[j], centre[labels[j].item()]))
+            value = (
+                margin
+                - dist(feats[i], feats[j])
+                + dist(feats[i], centre[labels[i].item()])
+                + dist(feats[j], centre[labels[j].item()])
+            )
             total += max(value, 0.0)
     assert metric_loss(feats, labels, margin).item() == pytest.approx(total / B**2, rel=1e-9)
 
@@ -149,8 +152,9 @@ def test_mmd_loss_refuses_an_empty_modality():
 def test_reconstruction_loss_is_eq17_mean_absolute_error():
     torch.manual_seed(0)
     recon, target = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
-    values = [abs(a - b) for a, b in zip(recon.flatten().tolist(), target.flatten().tolist(),
-                                         strict=True)]
+    values = [
+        abs(a - b) for a, b in zip(recon.flatten().tolist(), target.flatten().tolist(), strict=True)
+    ]
     assert reconstruction_loss(recon, target).item() == pytest.approx(sum(values) / len(values))
 
 
@@ -167,8 +171,10 @@ def test_alignment_loss_is_eq18_mean_euclidean_distance_per_pattern():
 def test_presets_and_eq19_total():
     assert LossWeights(0.3, 0.7, 0.15, 0.2) == SYSU_WEIGHTS
     assert LossWeights(0.2, 0.8, 0.1, 0.1) == REGDB_WEIGHTS
-    terms = {name: torch.tensor(float(i + 1)) for i, name in
-             enumerate(["id", "me", "sep", "mmd", "rec", "aln"])}
+    terms = {
+        name: torch.tensor(float(i + 1))
+        for i, name in enumerate(["id", "me", "sep", "mmd", "rec", "aln"])
+    }
     expected = 1 + 2 + 0.3 * 3 + 0.7 * 4 + 0.15 * 5 + 0.2 * 6
     assert weighted_total(terms, SYSU_WEIGHTS).item() == pytest.approx(expected)
     assert weighted_total({"id": torch.tensor(2.0)}, REGDB_WEIGHTS).item() == 2.0
@@ -192,7 +198,8 @@ def test_loss_weights_can_be_given_as_preset_dict_or_numbers(value, expected):
 
 
 @pytest.mark.parametrize(
-    "value", ["market1501", {"sep": 1.0}, [1.0, 2.0], 3.0, [1, 2, 3, -4], [1, 2, 3, True]])
+    "value", ["market1501", {"sep": 1.0}, [1.0, 2.0], 3.0, [1, 2, 3, -4], [1, 2, 3, True]]
+)
 def test_bad_loss_weights_are_refused(value):
     with pytest.raises(ValueError, match="loss"):
         as_loss_weights(value)

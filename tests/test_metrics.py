@@ -225,8 +225,7 @@ def test_euclidean_distance_matches_the_definition():
 def test_cosine_distance_is_one_minus_cosine_similarity():
     q, g = np.array([[1.0, 0.0], [3.0, 3.0]]), np.array([[2.0, 0.0], [0.0, -1.0]])
     got = pairwise_distance(q, g, "cosine")
-    np.testing.assert_allclose(got, [[0.0, 1.0], [1 - np.sqrt(0.5), 1 + np.sqrt(0.5)]],
-                               atol=1e-6)
+    np.testing.assert_allclose(got, [[0.0, 1.0], [1 - np.sqrt(0.5), 1 + np.sqrt(0.5)]], atol=1e-6)
 
 
 def test_distance_rejects_unknown_metric_and_mismatched_dimensions():

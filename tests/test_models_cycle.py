@@ -46,13 +46,18 @@ def test_reconstructions_follow_eq11_and_eq12_image_by_image(model):
         for i in range(len(images)):
             # eq. 11: the image's own refined map, the neutral features (before eq. 10)
             torch.testing.assert_close(
-                out.recon_same[i], direct_eq5(model.kcm, refined[i], out.patterns[i]))
+                out.recon_same[i], direct_eq5(model.kcm, refined[i], out.patterns[i])
+            )
             # eq. 12: the refined maps of the same identity in the other modality
-            others = [j for j in range(len(images))
-                      if labels[j] == labels[i] and modalities[j] != modalities[i]]
+            others = [
+                j
+                for j in range(len(images))
+                if labels[j] == labels[i] and modalities[j] != modalities[i]
+            ]
             pool = torch.cat([refined[j] for j in others])
             torch.testing.assert_close(
-                out.recon_cross[i], direct_eq5(model.kcm, pool, out.patterns[i]))
+                out.recon_cross[i], direct_eq5(model.kcm, pool, out.patterns[i])
+            )
 
 
 @pytest.mark.parametrize("cycle_grad", ["anchors", "all"])
@@ -85,13 +90,22 @@ def test_the_cycle_losses_route_gradients_as_cycle_grad_says(cycle_grad, grad_to
     model = build_model("full", "resnet18", num_classes=3, cycle_grad=cycle_grad, **TINY)
     _, modalities, labels = tiny_batch()
     leaf = lambda *shape: torch.randn(*shape, requires_grad=True)  # noqa: E731
-    out = ModelOutput(logits=leaf(9, 3), features=leaf(9, 6), neck=leaf(9, 6),
-                      patterns=leaf(9, 3, 2), captured=leaf(9, 3, 2), recon_same=leaf(9, 3, 2),
-                      recon_cross=leaf(9, 3, 2))
+    out = ModelOutput(
+        logits=leaf(9, 3),
+        features=leaf(9, 6),
+        neck=leaf(9, 6),
+        patterns=leaf(9, 3, 2),
+        captured=leaf(9, 3, 2),
+        recon_same=leaf(9, 3, 2),
+        recon_cross=leaf(9, 3, 2),
+    )
     terms = model.loss(out, labels, modalities)
     (terms["rec"] + terms["aln"]).backward()
-    reached = {name for name in ("recon_same", "recon_cross", "captured")
-               if getattr(out, name).grad is not None and getattr(out, name).grad.abs().sum() > 0}
+    reached = {
+        name
+        for name in ("recon_same", "recon_cross", "captured")
+        if getattr(out, name).grad is not None and getattr(out, name).grad.abs().sum() > 0
+    }
     assert reached == grad_to
 
 
@@ -99,9 +113,15 @@ def test_with_authors_routing_l_aln_alone_pulls_the_captured_patterns_only():
     model = build_model("full", "resnet18", num_classes=3, cycle_grad="authors", **TINY)
     _, modalities, labels = tiny_batch()
     leaf = lambda *shape: torch.randn(*shape, requires_grad=True)  # noqa: E731
-    out = ModelOutput(logits=leaf(9, 3), features=leaf(9, 6), neck=leaf(9, 6),
-                      patterns=leaf(9, 3, 2), captured=leaf(9, 3, 2), recon_same=leaf(9, 3, 2),
-                      recon_cross=leaf(9, 3, 2))
+    out = ModelOutput(
+        logits=leaf(9, 3),
+        features=leaf(9, 6),
+        neck=leaf(9, 6),
+        patterns=leaf(9, 3, 2),
+        captured=leaf(9, 3, 2),
+        recon_same=leaf(9, 3, 2),
+        recon_cross=leaf(9, 3, 2),
+    )
     model.loss(out, labels, modalities)["aln"].backward()
     assert out.recon_cross.grad is None
     # d/dF' of mean ||R - F'|| is (F' - R) / ||F' - R|| / (B k): F' moves toward R

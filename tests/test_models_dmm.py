@@ -18,8 +18,9 @@ from cycletrans.models import (
 def dmm() -> DMM:
     """The paper's eq. 6-7 as printed."""
     torch.manual_seed(0)
-    return DMM(dim=6, num_prototypes=10, num_patterns=3, attn_dim=4,
-               discrepancy_norm="none").double()
+    return DMM(
+        dim=6, num_prototypes=10, num_patterns=3, attn_dim=4, discrepancy_norm="none"
+    ).double()
 
 
 @pytest.fixture
@@ -131,8 +132,7 @@ def test_weight_patterns_is_eq10_softmax_of_the_pattern_logits(dmm):
 @pytest.mark.parametrize("norm", ["none", "layer"])
 def test_eval_cache_gives_the_training_mode_output(norm):
     torch.manual_seed(0)
-    dmm = DMM(dim=6, num_prototypes=10, num_patterns=3, attn_dim=4,
-              discrepancy_norm=norm).double()
+    dmm = DMM(dim=6, num_prototypes=10, num_patterns=3, attn_dim=4, discrepancy_norm=norm).double()
     features = torch.randn(2, 3, 6, dtype=torch.double)
     expected = dmm(features)
     dmm.eval()
@@ -203,8 +203,7 @@ def test_the_fast_path_equals_the_literal_reference_path(norm):
 
 def test_discrepancy_keys_are_the_authors_layer_normalised_query_and_discrepancy():
     torch.manual_seed(4)
-    dmm = DMM(dim=6, num_prototypes=10, num_patterns=3, attn_dim=4,
-              dmm_keys="discrepancy").double()
+    dmm = DMM(dim=6, num_prototypes=10, num_patterns=3, attn_dim=4, dmm_keys="discrepancy").double()
     features = torch.randn(2, 3, 6, dtype=torch.double)
     ln = lambda x: nn.functional.layer_norm(x, (6,))  # noqa: E731
     for b in range(2):
@@ -216,8 +215,10 @@ def test_discrepancy_keys_are_the_authors_layer_normalised_query_and_discrepancy
     # the keys depend on the image: the same F' rows in another image attend differently
     other = features.clone()
     other[1, 0] += torch.linspace(-3, 3, 6, dtype=torch.double)  # moves f^ (not by a constant)
-    assert not torch.allclose(dmm.scores(features, dmm.discrepancy(features))[1, 1],
-                              dmm.scores(other, dmm.discrepancy(other))[1, 1])
+    assert not torch.allclose(
+        dmm.scores(features, dmm.discrepancy(features))[1, 1],
+        dmm.scores(other, dmm.discrepancy(other))[1, 1],
+    )
 
 
 def test_unknown_dmm_keys_are_refused():

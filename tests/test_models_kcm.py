@@ -19,10 +19,12 @@ def direct_refine(tokens: torch.Tensor) -> torch.Tensor:
     """Eq. 4 for one image, row by row: F~_i = sum_j softmax_j(cos(F^_i, F^_j)) F^_j."""
     out = torch.zeros_like(tokens)
     for i in range(len(tokens)):
-        sims = torch.stack([
-            torch.dot(tokens[i], tokens[j]) / (tokens[i].norm() * tokens[j].norm())
-            for j in range(len(tokens))
-        ])
+        sims = torch.stack(
+            [
+                torch.dot(tokens[i], tokens[j]) / (tokens[i].norm() * tokens[j].norm())
+                for j in range(len(tokens))
+            ]
+        )
         weights = torch.exp(sims) / torch.exp(sims).sum()
         out[i] = sum(weights[j] * tokens[j] for j in range(len(tokens)))
     return out
@@ -127,7 +129,8 @@ def test_eval_cache_is_dropped_when_the_weights_change(kcm):
     with torch.no_grad():
         after_load = kcm.anchor_query(anchors)
     torch.testing.assert_close(
-        after_load, anchors @ state["w_theta.weight"].T @ state["w_tau.weight"] / 2.0)
+        after_load, anchors @ state["w_theta.weight"].T @ state["w_tau.weight"] / 2.0
+    )
     # new anchors, same shape
     other = nn.Parameter(torch.randn(3, 6, dtype=torch.double))
     with torch.no_grad():
@@ -165,8 +168,12 @@ def direct_cosine_capture(kcm: KCM, refined: torch.Tensor, anchors: torch.Tensor
     key = refined @ kcm.w_tau.weight.T
     out = torch.zeros(len(anchors), refined.shape[1], dtype=refined.dtype)
     for a in range(len(anchors)):
-        scores = torch.stack([torch.dot(q[a], key[n]) / (q[a].norm() * key[n].norm())
-                              for n in range(len(key))]) / kcm.capture_temperature
+        scores = (
+            torch.stack(
+                [torch.dot(q[a], key[n]) / (q[a].norm() * key[n].norm()) for n in range(len(key))]
+            )
+            / kcm.capture_temperature
+        )
         weights = torch.exp(scores) / torch.exp(scores).sum()
         out[a] = sum(weights[n] * refined[n] for n in range(len(refined)))
     return out
@@ -183,8 +190,9 @@ def test_cosine_scores_are_cosines_of_the_projections_over_the_temperature(cosin
     anchors = torch.randn(3, 6, dtype=torch.double)
     captured = cosine_kcm.capture(refined, anchors)
     for b in range(2):
-        torch.testing.assert_close(captured[b], direct_cosine_capture(cosine_kcm, refined[b],
-                                                                      anchors))
+        torch.testing.assert_close(
+            captured[b], direct_cosine_capture(cosine_kcm, refined[b], anchors)
+        )
 
 
 @pytest.mark.parametrize("anchor_shape", [(3, 6), (2, 3, 6)])
@@ -202,8 +210,9 @@ def test_the_fast_path_equals_the_reference_path_with_cosine_scores(cosine_kcm, 
 
 
 def test_cosine_scores_are_bounded_by_one_over_the_temperature(cosine_kcm):
-    scores = cosine_kcm.scores(torch.randn(2, 5, 6, dtype=torch.double) * 100,
-                               torch.randn(3, 6, dtype=torch.double) * 100)
+    scores = cosine_kcm.scores(
+        torch.randn(2, 5, 6, dtype=torch.double) * 100, torch.randn(3, 6, dtype=torch.double) * 100
+    )
     assert scores.abs().max() <= 1 / 0.2 + 1e-9
 
 

@@ -26,8 +26,12 @@ from cycletrans.models import VARIANTS, build_model
 from cycletrans.models.variants import ABLATION_TABLES
 from cycletrans.preprocessing import Preprocessing
 
-TINY = {"num_anchors": 3, "num_prototypes": 8, "attn_dim": 16,
-        "preprocessing": Preprocessing(64, 32)}
+TINY = {
+    "num_anchors": 3,
+    "num_prototypes": 8,
+    "attn_dim": 16,
+    "preprocessing": Preprocessing(64, 32),
+}
 KCM_ONLY = ("kcm", "kcm_me", "kcm_me_mmd")
 # Table II adds one part per row; Table III keeps the full loss set and changes the head
 LOSSES = {
@@ -125,8 +129,7 @@ def test_each_variant_computes_its_rows_features(variant):
 def test_the_printed_discrepancy_changes_only_the_dmm_rows(variant):
     model, out, F_I, _, _ = run(variant, discrepancy_norm="none")
     F_prime = eq4_eq5(F_I, model.anchors, model.kcm)
-    torch.testing.assert_close(out.patterns, expected_neutral(variant, F_prime, model.head,
-                                                              "none"))
+    torch.testing.assert_close(out.patterns, expected_neutral(variant, F_prime, model.head, "none"))
 
 
 def test_the_heads_formulas_tell_the_table3_rows_apart():
@@ -166,6 +169,13 @@ def test_each_variant_trains_with_its_rows_loss_terms_and_cycles(variant):
 
 
 def test_the_ablation_tables_list_their_rows_in_the_papers_order():
-    assert ABLATION_TABLES[2] == ("baseline", "kcm", "kcm_me", "kcm_me_mmd", "dmm", "dmm_rec",
-                                  "full")
+    assert ABLATION_TABLES[2] == (
+        "baseline",
+        "kcm",
+        "kcm_me",
+        "kcm_me_mmd",
+        "dmm",
+        "dmm_rec",
+        "full",
+    )
     assert ABLATION_TABLES[3] == ("baseline", "dmm_ap", "dmm_residual_ap", "transformer", "full")

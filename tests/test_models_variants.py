@@ -35,8 +35,16 @@ def tiny_batch(seed: int = 0):
 
 def test_variants_are_listed_in_table_order():
     assert VARIANTS == (
-        "baseline", "kcm", "kcm_me", "kcm_me_mmd", "dmm", "dmm_rec", "full",
-        "dmm_ap", "dmm_residual_ap", "transformer",
+        "baseline",
+        "kcm",
+        "kcm_me",
+        "kcm_me_mmd",
+        "dmm",
+        "dmm_rec",
+        "full",
+        "dmm_ap",
+        "dmm_residual_ap",
+        "transformer",
     )
 
 
@@ -68,9 +76,14 @@ def test_the_total_is_eq19_with_the_chosen_loss_weights():
     for weights in (SYSU_WEIGHTS, REGDB_WEIGHTS):
         model = build_model("full", "resnet18", num_classes=2, loss_weights=weights, **TINY)
         terms = model.loss(model(images, modalities, labels), labels, modalities)
-        expected = (terms["id"] + terms["me"] + weights.sep * terms["sep"]
-                    + weights.mmd * terms["mmd"] + weights.rec * terms["rec"]
-                    + weights.aln * terms["aln"])
+        expected = (
+            terms["id"]
+            + terms["me"]
+            + weights.sep * terms["sep"]
+            + weights.mmd * terms["mmd"]
+            + weights.rec * terms["rec"]
+            + weights.aln * terms["aln"]
+        )
         torch.testing.assert_close(terms["loss"], expected)
 
 
@@ -118,17 +131,33 @@ def test_anchor_attention_gives_one_map_per_anchor_that_sums_to_one():
 
 
 def test_config_is_json_serialisable_and_preprocessing_is_kept():
-    model = build_model("full", "resnet18", num_classes=2, loss_weights="regdb",
-                        cycle_grad="all", discrepancy_norm="none", **TINY)
+    model = build_model(
+        "full",
+        "resnet18",
+        num_classes=2,
+        loss_weights="regdb",
+        cycle_grad="all",
+        discrepancy_norm="none",
+        **TINY,
+    )
     config = json.loads(json.dumps(model.config))
     assert config["variant"] == "full"
     assert config["backbone"] == "resnet18"
     assert config["num_classes"] == 2
     assert config["options"] == {
-        "num_anchors": 3, "num_prototypes": 8, "attn_dim": None, "margin": 0.5,
-        "loss_weights": REGDB_WEIGHTS.to_dict(), "cycle_grad": "all", "discrepancy_norm": "none",
-        "pretrained": False, "loss_form": "paper", "dmm_keys": "prototypes",
-        "refine_temperature": 1.0, "capture_scores": "dot", "capture_temperature": 0.1,
+        "num_anchors": 3,
+        "num_prototypes": 8,
+        "attn_dim": None,
+        "margin": 0.5,
+        "loss_weights": REGDB_WEIGHTS.to_dict(),
+        "cycle_grad": "all",
+        "discrepancy_norm": "none",
+        "pretrained": False,
+        "loss_form": "paper",
+        "dmm_keys": "prototypes",
+        "refine_temperature": 1.0,
+        "capture_scores": "dot",
+        "capture_temperature": 0.1,
     }
     assert model.preprocessing == Preprocessing(64, 32)
     assert config["preprocessing"] == Preprocessing(64, 32).to_dict()

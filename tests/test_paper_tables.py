@@ -72,19 +72,33 @@ def test_table_iv_other_rows_and_missing_values():
 def test_table_ii_baseline_and_full():
     table = load_paper_table(2)
     assert row(table, "Baseline") == {
-        "Method": "Baseline", "Rank-1": 58.99, "Rank-10": 91.18, "Rank-20": 96.06, "mAP": 54.29
+        "Method": "Baseline",
+        "Rank-1": 58.99,
+        "Rank-10": 91.18,
+        "Rank-20": 96.06,
+        "mAP": 54.29,
     }
     full = row(table, "+ L_aln (Full)")
     assert (full["Rank-1"], full["mAP"]) == (71.96, 67.24)
     assert list(table["Method"]) == [
-        "Baseline", "+ KCM", "+ L_me", "+ L_MMD", "+ DMM", "+ L_rec", "+ L_aln (Full)"
+        "Baseline",
+        "+ KCM",
+        "+ L_me",
+        "+ L_MMD",
+        "+ DMM",
+        "+ L_rec",
+        "+ L_aln (Full)",
     ]
 
 
 def test_table_iii_rows_in_printed_order():
     table = load_paper_table(3)
     assert list(table["Method"]) == [
-        "Baseline", "F_N = AP", "F_N = F'_I + AP", "Transformer", "DMM"
+        "Baseline",
+        "F_N = AP",
+        "F_N = F'_I + AP",
+        "Transformer",
+        "DMM",
     ]
     assert row(table, "Transformer")["mAP"] == 63.55
     assert row(table, "DMM")["Rank-1"] == 71.96
@@ -102,8 +116,10 @@ def test_table_i_anchor_and_prototype_counts():
 def test_table_v_regdb_cycletrans_star():
     values = row(load_paper_table(5), "CycleTrans*(Ours)")
     assert [
-        values["Infrared to Visible Rank-1"], values["Infrared to Visible mAP"],
-        values["Visible to Infrared Rank-1"], values["Visible to Infrared mAP"],
+        values["Infrared to Visible Rank-1"],
+        values["Infrared to Visible mAP"],
+        values["Visible to Infrared Rank-1"],
+        values["Visible to Infrared mAP"],
     ] == [90.6, 85.6, 91.5, 87.0]
     assert math.isnan(row(load_paper_table(5), "AGW [17]")["Infrared to Visible Rank-1"])
 
@@ -168,7 +184,9 @@ def test_every_cell_matches_the_paper_text(n):
 
 
 def test_readable_captions_are_sentence_case_with_names_as_spelled():
-    assert readable_caption(4).startswith("Comparison between CycleTrans and the SOTA methods "
-                                          "on SYSU-MM01. The best performance is bold")
+    assert readable_caption(4).startswith(
+        "Comparison between CycleTrans and the SOTA methods "
+        "on SYSU-MM01. The best performance is bold"
+    )
     assert "AGW [17]" in readable_caption(4)
     assert readable_caption(5).startswith("Comparison with SOTA methods on RegDB.")

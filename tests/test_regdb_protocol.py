@@ -68,8 +68,9 @@ def test_identity_features_score_perfectly_both_ways():
 
 def test_average_of_ten_trials_is_the_mean_per_direction_and_metric():
     rng = np.random.default_rng(1)
-    trials = [{d: {k: float(rng.random()) for k in SUMMARY_KEYS} for d in DIRECTIONS}
-              for _ in range(10)]
+    trials = [
+        {d: {k: float(rng.random()) for k in SUMMARY_KEYS} for d in DIRECTIONS} for _ in range(10)
+    ]
     mean = average_regdb_trials(trials)
     for direction in DIRECTIONS:
         assert mean[direction]["num_trials"] == 10
@@ -79,8 +80,10 @@ def test_average_of_ten_trials_is_the_mean_per_direction_and_metric():
 
 
 def test_average_of_real_evaluations_of_one_trial_each():
-    results = [evaluate_regdb(FEATURES, IDS, MODALITIES), evaluate_regdb(-FEATURES, IDS,
-                                                                          MODALITIES)]
+    results = [
+        evaluate_regdb(FEATURES, IDS, MODALITIES),
+        evaluate_regdb(-FEATURES, IDS, MODALITIES),
+    ]
     mean = average_regdb_trials(results)
     assert mean["visible_to_infrared"]["r1"] == pytest.approx(
         (results[0]["visible_to_infrared"]["r1"] + results[1]["visible_to_infrared"]["r1"]) / 2

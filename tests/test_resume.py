@@ -61,16 +61,22 @@ except trainer.StoppedBySignalError as error:
 """
 
 
-def _run(tmp_path: Path, config, mode: str, kill_after: int = 0,
-         ctrl_c_at: int = 0) -> subprocess.CompletedProcess:
+def _run(
+    tmp_path: Path, config, mode: str, kill_after: int = 0, ctrl_c_at: int = 0
+) -> subprocess.CompletedProcess:
     config_path = tmp_path / f"{Path(config.output).name}-{mode}.json"
     config_path.write_text(json.dumps(config.to_dict()))
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(driver), str(config_path), mode, str(kill_after),
-                           str(ctrl_c_at)], capture_output=True, text=True, env=env,
-                          timeout=300, start_new_session=True)
+    return subprocess.run(
+        [sys.executable, str(driver), str(config_path), mode, str(kill_after), str(ctrl_c_at)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        start_new_session=True,
+    )
 
 
 def _metrics(output: Path) -> list[dict]:
@@ -111,8 +117,9 @@ def reference(base, tmp_path_factory) -> Path:
 
 
 def test_a_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, base, reference):
-    killed = resolve_config("demo", {**base, "output": str(tmp_path / "killed"),
-                                     "save_every": 1, "workers": 2})
+    killed = resolve_config(
+        "demo", {**base, "output": str(tmp_path / "killed"), "save_every": 1, "workers": 2}
+    )
 
     # Saves: step 1 (mid-epoch), end of epoch 1, step 3 (mid-epoch 2) -> killed there.
     dead = _run(tmp_path, killed, "fresh", kill_after=3)
@@ -127,7 +134,8 @@ def test_a_killed_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, base
 
 
 def test_ctrl_c_saves_the_resume_state_at_the_step_boundary_and_resume_is_exact(
-        tmp_path, base, reference):
+    tmp_path, base, reference
+):
     config = resolve_config("demo", {**base, "output": str(tmp_path / "stopped"), "workers": 2})
 
     # No periodic saves: the only mid-epoch state is the one Ctrl-C asks for, after step 3.
@@ -144,8 +152,16 @@ def test_ctrl_c_saves_the_resume_state_at_the_step_boundary_and_resume_is_exact(
 
 def test_resume_refuses_a_different_number_of_processes(tmp_path, monkeypatch):
     tree = write_sysu_tree(tmp_path / "sysu")
-    config = resolve_config("demo", {**TINY, "data_root": str(tree), "epochs": 1,
-                                     "variant": "baseline", "output": str(tmp_path / "run")})
+    config = resolve_config(
+        "demo",
+        {
+            **TINY,
+            "data_root": str(tree),
+            "epochs": 1,
+            "variant": "baseline",
+            "output": str(tmp_path / "run"),
+        },
+    )
     from cycletrans.engine import train
 
     train(config)

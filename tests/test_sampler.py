@@ -119,10 +119,13 @@ def test_default_epoch_covers_the_larger_modality_about_once():
 
 def test_a_paired_epoch_passes_over_the_images_that_pair_across_modalities():
     labels, modalities = make_labels(COUNTS)
-    pairs = sum(min(int(((labels == pid) & (modalities == m)).sum()) for m in (0, 1))
-                for pid in np.unique(labels))
-    sampler = CrossModalitySampler(labels, modalities, num_ids=3, num_per_modality=4,
-                                   epoch_pass="paired")
+    pairs = sum(
+        min(int(((labels == pid) & (modalities == m)).sum()) for m in (0, 1))
+        for pid in np.unique(labels)
+    )
+    sampler = CrossModalitySampler(
+        labels, modalities, num_ids=3, num_per_modality=4, epoch_pass="paired"
+    )
     assert len(sampler) == math.ceil(pairs / 12) == len(batches(sampler))
     assert len(sampler) < len(CrossModalitySampler(labels, modalities, num_ids=3))
     with pytest.raises(ValueError, match="epoch_pass must be one of"):

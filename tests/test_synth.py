@@ -36,8 +36,11 @@ GAP = Preset("gap", num_ids=(1, 1, 30), presence=(1, 0, 1, 1, 0, 1), images=(3, 
 
 def tree(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` (relative path -> bytes)."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def images_of(files: dict[str, bytes], pid: int) -> dict[str, bytes]:
@@ -75,8 +78,7 @@ def test_another_seed_gives_other_images(tiny_sysu: Path, tmp_path: Path) -> Non
     assert all(first[k] != other[k] for k in shared)
 
 
-def test_identity_alone_is_byte_identical_to_the_full_run(tiny_sysu: Path,
-                                                          tmp_path: Path) -> None:
+def test_identity_alone_is_byte_identical_to_the_full_run(tiny_sysu: Path, tmp_path: Path) -> None:
     full = tree(tiny_sysu)
     pid = plan(TINY, 0).splits["train"][1]
     generate(tmp_path / "alone", TINY, seed=0, ids=[pid], progress=False)
@@ -85,13 +87,13 @@ def test_identity_alone_is_byte_identical_to_the_full_run(tiny_sysu: Path,
     assert not any(k.endswith(".jpg") for k in set(alone) - set(images_of(alone, pid)))
 
 
-def test_test_ids_alone_are_byte_identical_to_the_full_run(tiny_sysu: Path,
-                                                           tmp_path: Path) -> None:
+def test_test_ids_alone_are_byte_identical_to_the_full_run(tiny_sysu: Path, tmp_path: Path) -> None:
     full = tree(tiny_sysu)
     generate(tmp_path / "test", TINY, seed=0, ids="test", progress=False)
     subset = tree(tmp_path / "test")
-    expected = {k: v for pid in plan(TINY, 0).splits["test"]
-                for k, v in images_of(full, pid).items()}
+    expected = {
+        k: v for pid in plan(TINY, 0).splits["test"] for k, v in images_of(full, pid).items()
+    }
     assert {k: v for k, v in subset.items() if k.endswith(".jpg")} == expected
     # The split files describe the whole dataset whatever was generated.
     assert subset["exp/train_id.txt"] == full["exp/train_id.txt"]
@@ -114,8 +116,7 @@ def test_identity_attributes_depend_only_on_seed_and_pid() -> None:
 
 def test_sysu_layout_has_every_camera_and_numbered_files(tiny_sysu: Path) -> None:
     the_plan = plan(TINY, 0)
-    assert sorted(p.name for p in tiny_sysu.iterdir()) == [f"cam{c}" for c in range(1, 7)] + [
-        "exp"]
+    assert sorted(p.name for p in tiny_sysu.iterdir()) == [f"cam{c}" for c in range(1, 7)] + ["exp"]
     for pid, counts in the_plan.counts.items():
         for cam, count in enumerate(counts, start=1):
             folder = tiny_sysu / f"cam{cam}" / f"{pid:04d}"
@@ -146,7 +147,8 @@ def test_images_have_the_preset_size_and_infrared_is_grey(tiny_sysu: Path) -> No
                 assert image.size == (TINY.width, TINY.height)
                 array = np.asarray(image).astype(int)
             grey = np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(
-                array[..., 1], array[..., 2])
+                array[..., 1], array[..., 2]
+            )
             assert grey == (cam in (3, 6)), path
 
 
@@ -166,10 +168,28 @@ def test_attribute_table_has_one_row_per_identity(tiny_sysu: Path) -> None:
         rows = list(csv.DictReader(f))
     the_plan = plan(TINY, 0)
     assert [int(r["pid"]) for r in rows] == sorted(the_plan.counts)
-    for column in ("split", "sex", "height", "build", "head_size", "leg_length", "hair_style",
-                   "hair_colour", "top_kind", "top_pattern", "top_colour", "top_rgb",
-                   "top_thermal", "bottom_kind", "shoes_kind", "hat_kind", "glasses",
-                   "backpack_colour", "bag_kind", "skin_thermal"):
+    for column in (
+        "split",
+        "sex",
+        "height",
+        "build",
+        "head_size",
+        "leg_length",
+        "hair_style",
+        "hair_colour",
+        "top_kind",
+        "top_pattern",
+        "top_colour",
+        "top_rgb",
+        "top_thermal",
+        "bottom_kind",
+        "shoes_kind",
+        "hat_kind",
+        "glasses",
+        "backpack_colour",
+        "bag_kind",
+        "skin_thermal",
+    ):
         assert column in rows[0]
     assert set(ATTRIBUTE_COLUMNS) - {"pid"} <= set(rows[0])
     split_of = {pid: s for s, pids in the_plan.splits.items() for pid in pids}
@@ -193,8 +213,7 @@ def test_synth_json_records_the_recipe(tiny_sysu: Path) -> None:
 # ----------------------------------------------------------------------------- RegDB layout
 
 
-def test_regdb_layout_has_ten_visible_and_ten_thermal_bmps_per_identity(
-        tiny_regdb: Path) -> None:
+def test_regdb_layout_has_ten_visible_and_ten_thermal_bmps_per_identity(tiny_regdb: Path) -> None:
     ids = plan(TINY, 0).available
     pattern = re.compile(r"(female|male)_(front|back|side)_([vt])_(\d{5})_(\d+)\.bmp")
     for folder, letter in (("Visible", "v"), ("Thermal", "t")):
@@ -227,12 +246,15 @@ def test_regdb_idx_files_list_valid_paths_and_labels(tiny_regdb: Path) -> None:
             for modality, folder in (("visible", "Visible"), ("thermal", "Thermal")):
                 lines = (tiny_regdb / "idx" / f"{split}_{modality}_{trial}.txt").read_text()
                 pairs = [line.rsplit(" ", 1) for line in lines.splitlines()]
-                assert all(path.startswith(f"{folder}/") and (tiny_regdb / path).is_file()
-                           for path, _ in pairs)
+                assert all(
+                    path.startswith(f"{folder}/") and (tiny_regdb / path).is_file()
+                    for path, _ in pairs
+                )
                 split_ids = sorted({int(path.split("/")[1]) for path, _ in pairs})
                 assert len(pairs) == REGDB_IMAGES * len(split_ids)
-                assert all(int(label) == split_ids.index(int(path.split("/")[1]))
-                           for path, label in pairs)
+                assert all(
+                    int(label) == split_ids.index(int(path.split("/")[1])) for path, label in pairs
+                )
                 halves.setdefault(split, split_ids)
                 assert halves[split] == split_ids  # visible and thermal lists agree
         assert sorted(halves["train"] + halves["test"]) == ids
@@ -245,7 +267,8 @@ def test_regdb_idx_files_list_valid_paths_and_labels(tiny_regdb: Path) -> None:
 
 
 def test_colour_matcher_works_across_visible_cameras_and_fails_across_modalities(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     generate(tmp_path / "gap", GAP, seed=0, ids="test", progress=False)
     report = modality_gap(tmp_path / "gap")
     chance = report["chance"]
@@ -283,14 +306,16 @@ def test_sysu_counts_table_has_the_real_totals_and_split() -> None:
     totals = np.sum([counts for _, _, counts in rows], axis=0)
     assert totals.tolist() == [6289, 7528, 9812, 8030, 8224, 5980]
     assert totals.sum() == 45863
-    sizes = {s: sum(1 for _, split, _ in rows if split == s)
-             for s in ("train", "val", "test", "unused")}
+    sizes = {
+        s: sum(1 for _, split, _ in rows if split == s) for s in ("train", "val", "test", "unused")
+    }
     assert sizes == {"train": 296, "val": 99, "test": 96, "unused": 22}
     assert len({pid for pid, _, _ in rows}) == len(rows)
 
 
-@pytest.mark.skipif(not (REAL_SYSU / "rand_perm_cam.mat").is_file(),
-                    reason="SYSU-MM01 split files not available")
+@pytest.mark.skipif(
+    not (REAL_SYSU / "rand_perm_cam.mat").is_file(), reason="SYSU-MM01 split files not available"
+)
 def test_sysu_counts_table_equals_the_official_rand_perm_cam() -> None:
     derived = derive_sysu_counts(REAL_SYSU / "rand_perm_cam.mat", REAL_SYSU / "exp")
     assert tuple(derived) == load_counts_table("sysu_counts.csv")
@@ -299,18 +324,21 @@ def test_sysu_counts_table_equals_the_official_rand_perm_cam() -> None:
 # ---------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"preset": "market"}, "unknown preset"),
-    ({"seed": -1}, "seed must be a non-negative integer"),
-    ({"seed": 1.5}, "seed must be a non-negative integer"),
-    ({"seed": "3"}, "seed must be a non-negative integer"),
-    ({"seed": True}, "seed must be a non-negative integer"),
-    ({"layout": "market"}, "unknown layout"),
-    ({"layout": "regdb", "ids": "test"}, "needs the sysu layout"),
-    ({"ids": [9999]}, "unknown: \\[9999\\]"),
-    ({"ids": "some"}, "ids must be"),
-    ({"workers": 0}, "workers must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"preset": "market"}, "unknown preset"),
+        ({"seed": -1}, "seed must be a non-negative integer"),
+        ({"seed": 1.5}, "seed must be a non-negative integer"),
+        ({"seed": "3"}, "seed must be a non-negative integer"),
+        ({"seed": True}, "seed must be a non-negative integer"),
+        ({"layout": "market"}, "unknown layout"),
+        ({"layout": "regdb", "ids": "test"}, "needs the sysu layout"),
+        ({"ids": [9999]}, "unknown: \\[9999\\]"),
+        ({"ids": "some"}, "ids must be"),
+        ({"workers": 0}, "workers must be a positive integer"),
+    ],
+)
 def test_bad_arguments_raise_clear_errors(tmp_path: Path, kwargs: dict, message: str) -> None:
     args = {"preset": TINY, "progress": False, **kwargs}
     with pytest.raises(ValueError, match=message):
@@ -343,23 +371,32 @@ def test_cli_help_lists_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(flag in out for flag in ("--out", "--preset", "--seed", "--layout", "--ids"))
 
 
-@pytest.mark.parametrize("argv", [["--seed", "-2"], ["--seed", "x"], ["--preset", "market"],
-                                  ["--layout", "market"], ["--ids", "half"]])
-def test_cli_rejects_bad_arguments(tmp_path: Path, argv: list[str],
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--seed", "-2"],
+        ["--seed", "x"],
+        ["--preset", "market"],
+        ["--layout", "market"],
+        ["--ids", "half"],
+    ],
+)
+def test_cli_rejects_bad_arguments(
+    tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         synth_cli.main(["--out", str(tmp_path / "out"), *argv])
     assert exit_info.value.code == 2
     assert "error" in capsys.readouterr().err
 
 
-def test_cli_generates_and_reports_the_rate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_generates_and_reports_the_rate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(PRESETS, "demo", TINY)
     parser = argparse.ArgumentParser()
     synth_cli.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["synth", "--out", str(tmp_path / "cli"), "--ids", "test",
-                              "--quiet"])
+    args = parser.parse_args(["synth", "--out", str(tmp_path / "cli"), "--ids", "test", "--quiet"])
     assert args.run(args) == 0
     assert "images/s" in capsys.readouterr().out
     assert json.loads((tmp_path / "cli" / "exp" / "synth.json").read_text())["ids"] == "test"

@@ -59,14 +59,27 @@ def tiny_split(counts: dict[tuple[int, int], int], seed: int = 0):
 
 
 TINY = {  # (cam, pid) -> images; person 3 is absent from camera 1, person 2 has 12 in camera 4
-    (1, 1): 3, (2, 1): 2, (3, 1): 4, (4, 1): 5, (5, 1): 1, (6, 1): 2,
-    (1, 2): 4, (2, 2): 6, (3, 2): 3, (4, 2): 12, (6, 2): 3,
-    (2, 3): 2, (3, 3): 2, (5, 3): 3, (6, 3): 1,
+    (1, 1): 3,
+    (2, 1): 2,
+    (3, 1): 4,
+    (4, 1): 5,
+    (5, 1): 1,
+    (6, 1): 2,
+    (1, 2): 4,
+    (2, 2): 6,
+    (3, 2): 3,
+    (4, 2): 12,
+    (6, 2): 3,
+    (2, 3): 2,
+    (3, 3): 2,
+    (5, 3): 3,
+    (6, 3): 1,
 }
 
 
-def write_rand_perm_cam(path: Path, counts: dict[tuple[int, int], int], trials: int = 10,
-                        seed: int = 0) -> dict[tuple[int, int], np.ndarray]:
+def write_rand_perm_cam(
+    path: Path, counts: dict[tuple[int, int], int], trials: int = 10, seed: int = 0
+) -> dict[tuple[int, int], np.ndarray]:
     """Write a rand_perm_cam.mat in the official layout (6 x 1 cell of per-person cells)."""
     rng = np.random.default_rng(seed)
     num_pids = max(pid for _, pid in counts)
@@ -229,7 +242,8 @@ def test_random_picks_asked_for_say_so_without_a_warning():
 
 
 def test_auto_without_the_official_file_warns_instead_of_silently_picking_at_random(
-        monkeypatch, tmp_path):
+    monkeypatch, tmp_path
+):
     ids, cams, frames = sysu_image_table([6, 10])  # would fit the official file
     monkeypatch.setattr(sysu, "OFFICIAL_RAND_PERM_CAM", tmp_path / "absent.mat")
     with pytest.warns(UnofficialPicksWarning, match="missing from this installation"):
@@ -245,11 +259,16 @@ def test_a_rand_perm_cam_file_given_by_path_decides_the_picks(tmp_path):
     ids, cams, frames = tiny_split(TINY)
     gallery = sysu_gallery_indices(ids, cams, frames, "all", 2, 10, tmp_path / "perm.mat")
     for trial in (0, 7):
-        want = {(cam, pid, int(f)) for (cam, pid), rows in perms.items() if cam in (1, 2, 4, 5)
-                for f in rows[trial, :2]}
+        want = {
+            (cam, pid, int(f))
+            for (cam, pid), rows in perms.items()
+            if cam in (1, 2, 4, 5)
+            for f in rows[trial, :2]
+        }
         assert picked_triples(ids, cams, frames, gallery[trial]) == want
-    result = evaluate_sysu(one_hot(ids), ids, cams, frames, trials=2,
-                           rand_perm_cam=tmp_path / "perm.mat")
+    result = evaluate_sysu(
+        one_hot(ids), ids, cams, frames, trials=2, rand_perm_cam=tmp_path / "perm.mat"
+    )
     assert result["gallery_source"] == f"file {tmp_path / 'perm.mat'}"  # not called "official"
 
 
@@ -283,21 +302,24 @@ def one_hot(ids: np.ndarray) -> np.ndarray:
 
 def test_identity_features_score_perfectly_and_the_result_is_complete():
     ids, cams, frames = tiny_split(TINY)
-    result = evaluate_sysu(one_hot(ids), ids, cams, frames, "all", 10, trials=4, seed=1,
-                           rand_perm_cam=None)
+    result = evaluate_sysu(
+        one_hot(ids), ids, cams, frames, "all", 10, trials=4, seed=1, rand_perm_cam=None
+    )
     assert {k: result[k] for k in SUMMARY_KEYS} == dict.fromkeys(SUMMARY_KEYS, 1.0)
     assert len(result["per_trial"]) == 4
     assert result["num_queries"] == int(np.isin(cams, (3, 6)).sum())
-    assert result["gallery_size"] == sum(min(10, n) for (c, _), n in TINY.items() if c != 3
-                                         and c != 6)
+    assert result["gallery_size"] == sum(
+        min(10, n) for (c, _), n in TINY.items() if c != 3 and c != 6
+    )
     assert (result["mode"], result["shots"], result["metric"]) == ("all", 10, "euclidean")
     assert result["gallery_source"] == "random(seed=1)"
 
 
 def test_indoor_camera_3_queries_of_a_person_seen_only_by_camera_2_are_not_counted():
     ids, cams, frames = tiny_split(TINY)  # person 3: indoor gallery = camera 2 only
-    result = evaluate_sysu(one_hot(ids), ids, cams, frames, "indoor", 1, trials=2,
-                           rand_perm_cam=None)
+    result = evaluate_sysu(
+        one_hot(ids), ids, cams, frames, "indoor", 1, trials=2, rand_perm_cam=None
+    )
     skipped = TINY[(3, 3)]  # person 3's camera-3 queries
     assert result["num_queries"] - result["per_trial"][0]["num_valid"] == skipped
     assert result["mAP"] == 1.0
@@ -306,8 +328,9 @@ def test_indoor_camera_3_queries_of_a_person_seen_only_by_camera_2_are_not_count
 def test_evaluation_equals_the_per_query_loop_on_each_trials_gallery():
     ids, cams, frames = tiny_split(TINY, seed=3)
     features = np.random.default_rng(0).integers(-3, 4, size=(ids.size, 5)).astype(np.float32)
-    result = evaluate_sysu(features, ids, cams, frames, "all", 10, trials=5, seed=2,
-                           rand_perm_cam=None)
+    result = evaluate_sysu(
+        features, ids, cams, frames, "all", 10, trials=5, seed=2, rand_perm_cam=None
+    )
     gallery = sysu_gallery_indices(ids, cams, frames, "all", 10, 5, None, seed=2)
     query = np.flatnonzero(np.isin(cams, (3, 6)))
     for trial, row in zip(result["per_trial"], gallery, strict=True):
@@ -322,11 +345,13 @@ def test_evaluation_equals_the_per_query_loop_on_each_trials_gallery():
 def test_several_settings_on_one_distance_matrix_equal_separate_evaluations():
     ids, cams, frames = tiny_split(TINY)
     features = np.random.default_rng(4).normal(size=(ids.size, 6))
-    together = evaluate_sysu_settings(features, ids, cams, frames, SYSU_SETTINGS, trials=3,
-                                      rand_perm_cam=None, metric="cosine")
+    together = evaluate_sysu_settings(
+        features, ids, cams, frames, SYSU_SETTINGS, trials=3, rand_perm_cam=None, metric="cosine"
+    )
     for mode, shots in SYSU_SETTINGS:
-        alone = evaluate_sysu(features, ids, cams, frames, mode, shots, trials=3,
-                              rand_perm_cam=None, metric="cosine")
+        alone = evaluate_sysu(
+            features, ids, cams, frames, mode, shots, trials=3, rand_perm_cam=None, metric="cosine"
+        )
         for key in SUMMARY_KEYS:
             assert together[(mode, shots)][key] == pytest.approx(alone[key], abs=1e-6)
 

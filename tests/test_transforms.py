@@ -80,8 +80,11 @@ def padded_crops(pixels: np.ndarray, pad: int, fill: int) -> dict[tuple[int, int
     h, w, _ = pixels.shape
     padded = np.full((h + 2 * pad, w + 2 * pad, 3), fill, dtype=np.uint8)
     padded[pad : pad + h, pad : pad + w] = pixels
-    return {(top, left): padded[top : top + h, left : left + w]
-            for top in range(2 * pad + 1) for left in range(2 * pad + 1)}
+    return {
+        (top, left): padded[top : top + h, left : left + w]
+        for top in range(2 * pad + 1)
+        for left in range(2 * pad + 1)
+    }
 
 
 def test_pad_crop_is_the_authors_pad_10_with_grey_127_then_a_random_crop():
@@ -90,8 +93,10 @@ def test_pad_crop_is_the_authors_pad_10_with_grey_127_then_a_random_crop():
     pre = Preprocessing(height=24, width=24)
     pixels = np.random.default_rng(0).integers(0, 100, size=(24, 24, 3), dtype=np.uint8)
     test = build_transforms(pre, train=False)  # to tensor + normalise, as the train transform
-    crops = {place: test(Image.fromarray(crop))
-             for place, crop in padded_crops(pixels, pad=10, fill=127).items()}
+    crops = {
+        place: test(Image.fromarray(crop))
+        for place, crop in padded_crops(pixels, pad=10, fill=127).items()
+    }
     torch.manual_seed(0)
     train = build_transforms(pre, train=True, random_erasing=0.0, flip=False, pad_crop=True)
     places = []

@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m cycletrans",
         description="CycleTrans (TNNLS 2024) for visible-infrared person re-identification: "
         "generate the synthetic set, train, evaluate by the official protocols, extract "
-        "features, reproduce the ablation tables.")
+        "features, reproduce the ablation tables.",
+    )
     parser.add_argument("--version", action="version", version=f"cycletrans {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:

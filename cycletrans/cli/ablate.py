@@ -34,19 +34,39 @@ EVAL_FILE = "ablation_eval.json"
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "ablate", help="train and evaluate every row of Table II / III",
+        "ablate",
+        help="train and evaluate every row of Table II / III",
         description="Train every row of the paper's Table II and/or III with one preset and "
         "seed (finished rows in --output are reused, killed ones resumed), evaluate each on "
         "the test split (SYSU-MM01 all-search single-shot; RegDB visible -> infrared) and write "
-        "the reproduced tables (CSV + JSON). Runs in one process, row after row.")
-    parser.add_argument("--preset", choices=PRESETS, default="demo",
-                        help="training recipe of every row (default: demo)")
-    parser.add_argument("--table", type=int, choices=(2, 3), action="append",
-                        required=True, help="paper table to reproduce: 2 or 3 (repeat for both)")
-    parser.add_argument("--output", default=None, metavar="DIR",
-                        help="folder of the row runs and tables (default: runs/ablation/<preset>)")
-    parser.add_argument("--trials", type=int, default=10,
-                        help="SYSU-MM01 gallery draws per evaluation (default: 10)")
+        "the reproduced tables (CSV + JSON). Runs in one process, row after row.",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="demo",
+        help="training recipe of every row (default: demo)",
+    )
+    parser.add_argument(
+        "--table",
+        type=int,
+        choices=(2, 3),
+        action="append",
+        required=True,
+        help="paper table to reproduce: 2 or 3 (repeat for both)",
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        metavar="DIR",
+        help="folder of the row runs and tables (default: runs/ablation/<preset>)",
+    )
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=10,
+        help="SYSU-MM01 gallery draws per evaluation (default: 10)",
+    )
     add_override_arguments(parser, variant=False)
     parser.set_defaults(run=run)
     return parser
@@ -63,8 +83,11 @@ def train_row(config: TrainConfig) -> Path:
     if (output / "config.json").is_file():
         differences = config_differences(load_run_config(output), config)
         if differences:
-            raise ValueError(f"{output} holds a {config.variant} run with another config ("
-                             + "; ".join(differences) + "); choose another --output")
+            raise ValueError(
+                f"{output} holds a {config.variant} run with another config ("
+                + "; ".join(differences)
+                + "); choose another --output"
+            )
         result_path = output / "result.json"
         if result_path.is_file():
             result = read_json(result_path)
@@ -74,8 +97,9 @@ def train_row(config: TrainConfig) -> Path:
     # a row killed before its first resume state cannot be resumed: it starts again
     result = train(config, resume=resume, overwrite=not resume)
     if not result.finished:
-        raise ValueError(f"the {config.variant} run stopped early (--max-steps); the table needs "
-                         f"finished rows")
+        raise ValueError(
+            f"the {config.variant} run stopped early (--max-steps); the table needs finished rows"
+        )
     return result.best or result.last
 
 
@@ -89,8 +113,11 @@ def evaluate_row(config: TrainConfig, checkpoint: Path, trials: int) -> dict[str
     from cycletrans.evaluation.protocols import evaluate_protocols, setting_key
 
     cache = Path(config.output) / EVAL_FILE
-    stamp = {"checkpoint": str(checkpoint), "mtime_ns": checkpoint.stat().st_mtime_ns,
-             "trials": trials}
+    stamp = {
+        "checkpoint": str(checkpoint),
+        "mtime_ns": checkpoint.stat().st_mtime_ns,
+        "trials": trials,
+    }
     if cache.is_file():
         saved = read_json(cache)
         if saved["stamp"] == stamp:
@@ -99,9 +126,15 @@ def evaluate_row(config: TrainConfig, checkpoint: Path, trials: int) -> dict[str
     device = resolve_device(config.device)
     model = load_model(checkpoint, device=str(device))
     records = split_records(root, config.dataset, "test", trial=config.trial)
-    feats = extract_features(model, records, batch_size=config.eval_batch_size, device=device,
-                             workers=config.workers, progress=config.progress,
-                             desc=f"{config.variant} test features")
+    feats = extract_features(
+        model,
+        records,
+        batch_size=config.eval_batch_size,
+        device=device,
+        workers=config.workers,
+        progress=config.progress,
+        desc=f"{config.variant} test features",
+    )
     if config.dataset == "sysu":
         mode, shots = TABLE_SETTING["sysu"]
         results = evaluate_protocols(feats, "sysu", trials=trials, settings=[(mode, shots)])
@@ -119,8 +152,10 @@ def run(args: argparse.Namespace) -> int:
     from cycletrans.models.variants import ABLATION_TABLES
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError("ablate runs in one process; launch it without torchrun (or train "
-                         "single rows with torchrun ... train --variant V)")
+        raise ValueError(
+            "ablate runs in one process; launch it without torchrun (or train "
+            "single rows with torchrun ... train --variant V)"
+        )
     if args.trials < 1:
         raise ValueError(f"--trials must be at least 1, got {args.trials}")
     tables = sorted(set(args.table))
@@ -129,24 +164,44 @@ def run(args: argparse.Namespace) -> int:
     overrides = overrides_from_args(args)
     metrics, checkpoints = {}, {}
     for i, variant in enumerate(variants, start=1):
-        config = resolve_config(args.preset, {**overrides, "variant": variant,
-                                              "output": str(output / variant)})
+        config = resolve_config(
+            args.preset, {**overrides, "variant": variant, "output": str(output / variant)}
+        )
         print(f"[{i}/{len(variants)}] {variant}")
         checkpoint = train_row(config)
         checkpoints[variant] = checkpoint.stem
         metrics[variant] = evaluate_row(config, checkpoint, args.trials)
-    command = shlex.join(["python", "-m", "cycletrans", "ablate", "--preset", args.preset,
-                          *[x for t in tables for x in ("--table", str(t))],
-                          "--output", str(output)]) + _override_flags(overrides)
+    command = shlex.join(
+        [
+            "python",
+            "-m",
+            "cycletrans",
+            "ablate",
+            "--preset",
+            args.preset,
+            *[x for t in tables for x in ("--table", str(t))],
+            "--output",
+            str(output),
+        ]
+    ) + _override_flags(overrides)
     for table in tables:
         rows = ABLATION_TABLES[table]
         csv_path, json_path = write_table(
-            [table_row(v, metrics[v]) for v in rows], ["variant", *TABLE_METRICS],
-            output / f"table{table}", table=table, metadata={
-                "command": command, "preset": args.preset, "seed": config.seed,
+            [table_row(v, metrics[v]) for v in rows],
+            ["variant", *TABLE_METRICS],
+            output / f"table{table}",
+            table=table,
+            metadata={
+                "command": command,
+                "preset": args.preset,
+                "seed": config.seed,
                 "setting": str(TABLE_SETTING[config.dataset]),
-                "checkpoints": {v: checkpoints[v] for v in rows}, "epochs": config.epochs,
-                "trials": args.trials, "gallery_source": metrics[rows[0]].get("gallery_source")})
+                "checkpoints": {v: checkpoints[v] for v in rows},
+                "epochs": config.epochs,
+                "trials": args.trials,
+                "gallery_source": metrics[rows[0]].get("gallery_source"),
+            },
+        )
         print(f"\nTable {table} (reproduced, percent) -> {csv_path}, {json_path}")
         print(format_table({v: metrics[v] for v in rows}, label="variant"))
     return 0

@@ -18,17 +18,26 @@ from cycletrans.cli.common import add_feature_arguments, extract_split
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "extract", help="write a split's retrieval features to .npz",
+        "extract",
+        help="write a split's retrieval features to .npz",
         description="Extract a model's retrieval features (eval mode, each image embedded with "
         "its own modality) of one split and write them with ids, cams, frames, paths and "
-        "modalities to an .npz file.")
+        "modalities to an .npz file.",
+    )
     add_feature_arguments(parser)
-    parser.add_argument("--out", required=True, metavar="FILE.npz",
-                        help="output file: an .npz archive, written under exactly this name "
-                        "(no suffix is added)")
-    parser.add_argument("--split", choices=("test", "train", "val"), default="test",
-                        help="which images: test, train (all training ids) or val (SYSU-MM01 "
-                        "layout's val ids) (default: test)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE.npz",
+        help="output file: an .npz archive, written under exactly this name (no suffix is added)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=("test", "train", "val"),
+        default="test",
+        help="which images: test, train (all training ids) or val (SYSU-MM01 "
+        "layout's val ids) (default: test)",
+    )
     parser.set_defaults(run=run)
     return parser
 
@@ -37,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     extracted = extract_split(args, args.split)
     features = extracted["features"]
     path = features.save(args.out)
-    print(f"wrote {path}: {features.features.shape[0]} images x {features.features.shape[1]} "
-          f"dims ({args.split} split of {extracted['root']})")
+    print(
+        f"wrote {path}: {features.features.shape[0]} images x {features.features.shape[1]} "
+        f"dims ({args.split} split of {extracted['root']})"
+    )
     return 0
-

@@ -73,8 +73,9 @@ def _read_header(path: str | Path) -> None:
         raise ImageReadError(f"cannot read image {path}: {_reason(path, error)}") from None
 
 
-def check_images(paths: Sequence[str | Path], decode: bool = False, workers: int = 1,
-                 progress: bool = False) -> None:
+def check_images(
+    paths: Sequence[str | Path], decode: bool = False, workers: int = 1, progress: bool = False
+) -> None:
     """Raise :class:`ImageReadError` listing the images that cannot be read.
 
     Without ``decode`` only each file's header is read: empty files, other formats and cut
@@ -91,12 +92,19 @@ def check_images(paths: Sequence[str | Path], decode: bool = False, workers: int
         return None
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        found = tqdm(pool.map(problem, paths), total=len(paths), disable=not progress,
-                     desc="checking images", unit="img", leave=False)
+        found = tqdm(
+            pool.map(problem, paths),
+            total=len(paths),
+            disable=not progress,
+            desc="checking images",
+            unit="img",
+            leave=False,
+        )
         problems = [p for p in found if p is not None]
     if problems:
-        raise ImageReadError(f"{len(problems)} of {len(paths)} images cannot be read: "
-                             f"{preview(problems, 3)}")
+        raise ImageReadError(
+            f"{len(problems)} of {len(paths)} images cannot be read: {preview(problems, 3)}"
+        )
 
 
 class ReIDDataset(Dataset):

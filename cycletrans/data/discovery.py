@@ -23,8 +23,10 @@ def detect_dataset(root: str | Path) -> str:
         return "sysu"
     if (root / "Visible").is_dir() or (root / "Thermal").is_dir():
         return "regdb"
-    raise ValueError(f"cannot tell the dataset at {root}: expected SYSU-MM01's cam1..cam6/ and "
-                     f"exp/, or RegDB's Visible/ and Thermal/; pass --dataset")
+    raise ValueError(
+        f"cannot tell the dataset at {root}: expected SYSU-MM01's cam1..cam6/ and "
+        f"exp/, or RegDB's Visible/ and Thermal/; pass --dataset"
+    )
 
 
 def split_records(root: str | Path, dataset: str, split: str, trial: int = 1) -> list[ImageRecord]:

@@ -49,10 +49,15 @@ TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 ONE_BYTE_MODES = ("1", "L", "P")
 KINDS = "expected JPEG, PNG, BMP, TIFF, WebP or GIF"
 # EXIF orientation -> the transposition that undoes it
-ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-               4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-               6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-               8: Image.Transpose.ROTATE_90}
+ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 # load_image checks the pixel count itself, with its own message
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -108,9 +113,11 @@ def decoded_bytes(mode: str, size: tuple[int, int]) -> int:
 
 def _too_many_pixels(name: str, pixels: int | None, max_pixels: int) -> ImageInputError:
     count = f" has {pixels:,} pixels:" if pixels else ":"
-    return ImageInputError(f"{name}{count} too many to decode safely (the limit is "
-                           f"{max_pixels:,} pixels, a guard against decompression bombs); "
-                           "downscale it first")
+    return ImageInputError(
+        f"{name}{count} too many to decode safely (the limit is "
+        f"{max_pixels:,} pixels, a guard against decompression bombs); "
+        "downscale it first"
+    )
 
 
 def _short(error: BaseException, path: Path) -> str:
@@ -124,19 +131,22 @@ def _open_checked(path: Path, max_pixels: int, max_side: int, min_side: int) -> 
         image = Image.open(path)
     except Image.DecompressionBombError as error:  # Pillow's own limit, far above ours
         found = re.search(r"\((\d+) pixels\)", str(error))
-        raise _too_many_pixels(path.name, int(found.group(1)) if found else None,
-                               max_pixels) from error
+        raise _too_many_pixels(
+            path.name, int(found.group(1)) if found else None, max_pixels
+        ) from error
     except UnidentifiedImageError as error:
-        raise ImageInputError(f"{path.name} is not an image file we can read ({KINDS})"
-                              ) from error
+        raise ImageInputError(f"{path.name} is not an image file we can read ({KINDS})") from error
     except (OSError, SyntaxError, ValueError) as error:
-        raise ImageInputError(f"{path.name} is not an image file we can read ({KINDS}): "
-                              f"{_short(error, path)}") from error
+        raise ImageInputError(
+            f"{path.name} is not an image file we can read ({KINDS}): {_short(error, path)}"
+        ) from error
     width, height = image.size
     if min(width, height) < min_side:
         image.close()
-        raise ImageInputError(f"{path.name} is {width} x {height} pixels: too small, "
-                              f"expected at least {min_side} pixels on each side")
+        raise ImageInputError(
+            f"{path.name} is {width} x {height} pixels: too small, "
+            f"expected at least {min_side} pixels on each side"
+        )
     if image.format == "JPEG" and max(width, height) > max_side:
         scale = max_side / max(width, height)  # decode at 1/2, 1/4 or 1/8 of the size
         image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
@@ -205,8 +215,9 @@ def load_image(
     if size == 0:
         raise ImageInputError(f"{path.name} is empty (0 bytes)")
     if size > max_bytes:
-        raise ImageInputError(f"{path.name} is {size / 2**20:.1f} MiB; the limit is "
-                              f"{max_bytes / 2**20:.0f} MiB")
+        raise ImageInputError(
+            f"{path.name} is {size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB"
+        )
     source = _open_checked(path, max_pixels, max_side, min_side)
     try:
         with BUDGET.reserve(decoded_bytes(source.mode, source.size)):
@@ -217,8 +228,9 @@ def load_image(
     except ImageInputError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise ImageInputError(f"{path.name} is corrupt or truncated: {_short(error, path)}"
-                              ) from error
+        raise ImageInputError(
+            f"{path.name} is corrupt or truncated: {_short(error, path)}"
+        ) from error
     finally:
         source.close()
     return rgb.transpose(ORIENTATION[orientation]) if orientation in ORIENTATION else rgb

@@ -177,11 +177,13 @@ def _idx_records(
             fields = line.rsplit(maxsplit=1)
             parts = PurePosixPath(fields[0]).parts
             if len(fields) != 2 or not fields[1].lstrip("-").isdigit() or len(parts) != 3:
-                raise ValueError(f"{where}: expected '{folder_name}/<id>/<file> <label>', "
-                                 f"found {line.strip()!r}")
+                raise ValueError(
+                    f"{where}: expected '{folder_name}/<id>/<file> <label>', found {line.strip()!r}"
+                )
             if parts[0] != folder_name or not parts[1].isdigit():
-                raise ValueError(f"{where}: expected a path '{folder_name}/<id>/<file>', "
-                                 f"found {fields[0]!r}")
+                raise ValueError(
+                    f"{where}: expected a path '{folder_name}/<id>/<file>', found {fields[0]!r}"
+                )
             pid, label = int(parts[1]), int(fields[1])
             record = next(
                 (r for r in people.get(pid, {}).get(modality, []) if Path(r.path).name == parts[2]),

@@ -95,8 +95,10 @@ class CrossModalitySampler(Sampler[list[int]]):
                 f"shapes {labels.shape} and {modalities.shape}"
             )
         if not np.isin(modalities, (VISIBLE, INFRARED)).all():
-            raise ValueError(f"modalities must be 0 (visible) or 1 (infrared), found "
-                             f"{preview(sorted(set(modalities.tolist()) - {0, 1}))}")
+            raise ValueError(
+                f"modalities must be 0 (visible) or 1 (infrared), found "
+                f"{preview(sorted(set(modalities.tolist()) - {0, 1}))}"
+            )
         for name, value in (("num_ids", num_ids), ("num_per_modality", num_per_modality)):
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
@@ -131,8 +133,9 @@ class CrossModalitySampler(Sampler[list[int]]):
         if epoch_pass not in EPOCH_PASSES:
             raise ValueError(f"epoch_pass must be one of {EPOCH_PASSES}, got {epoch_pass!r}")
         if num_batches is None:
-            sizes = np.array([[p[m].size for m in (VISIBLE, INFRARED)]
-                              for p in self._pools.values()])  # [ids, 2]
+            sizes = np.array(
+                [[p[m].size for m in (VISIBLE, INFRARED)] for p in self._pools.values()]
+            )  # [ids, 2]
             images = sizes.sum(axis=0).max() if epoch_pass == "larger" else sizes.min(axis=1).sum()
             num_batches = math.ceil(images / (num_per_modality * needed))
         elif num_batches < 1:
@@ -226,6 +229,8 @@ def _rank_and_world_size(rank: int | None, world_size: int | None) -> tuple[int,
     if rank is None:
         rank = dist.get_rank() if initialised else 0
     if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"need world_size >= 1 and 0 <= rank < world_size, got rank {rank}, "
-                         f"world_size {world_size}")
+        raise ValueError(
+            f"need world_size >= 1 and 0 <= rank < world_size, got rank {rank}, "
+            f"world_size {world_size}"
+        )
     return int(rank), int(world_size)

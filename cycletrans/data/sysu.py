@@ -163,4 +163,3 @@ def _person_records(root: Path, pid: int) -> list[ImageRecord]:
         if folder.is_dir():
             records += folder_records(folder, pid, cam, camera_modality(cam))
     return records
-

@@ -114,8 +114,10 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (tuples become lists, ``model`` a dict)."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {**{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()},
-                "model": self.model.to_dict()}
+        return {
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()},
+            "model": self.model.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -123,8 +125,9 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"unknown training config keys {unknown}; expected some of "
-                             f"{sorted(names)}")
+            raise ValueError(
+                f"unknown training config keys {unknown}; expected some of {sorted(names)}"
+            )
         data = dict(data)
         if "milestones" in data:
             data["milestones"] = tuple(data["milestones"])
@@ -142,14 +145,26 @@ def preset_values(preset: str) -> dict[str, Any]:
     if preset == "sysu":
         return {"preset": "sysu", "dataset": "sysu"}
     if preset == "regdb":
-        return {"preset": "regdb", "dataset": "regdb",
-                "model": ModelOptions(pretrained=True, loss_weights="regdb")}
+        return {
+            "preset": "regdb",
+            "dataset": "regdb",
+            "model": ModelOptions(pretrained=True, loss_weights="regdb"),
+        }
     if preset == "demo":
         return {
-            "preset": "demo", "dataset": "sysu", "backbone": "mobilenet_v2",
-            "model": ModelOptions(pretrained=True, attn_dim=256), "height": 128, "width": 64,
-            "epochs": 50, "milestones": (35, 45), "batches_per_epoch": 20, "freeze_stages": 2,
-            "workers": 2, "eval_every": 10, "eval_batch_size": 128,
+            "preset": "demo",
+            "dataset": "sysu",
+            "backbone": "mobilenet_v2",
+            "model": ModelOptions(pretrained=True, attn_dim=256),
+            "height": 128,
+            "width": 64,
+            "epochs": 50,
+            "milestones": (35, 45),
+            "batches_per_epoch": 20,
+            "freeze_stages": 2,
+            "workers": 2,
+            "eval_every": 10,
+            "eval_batch_size": 128,
         }
     raise ValueError(f"unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
 
@@ -219,15 +234,17 @@ def learning_rate(config: TrainConfig, epoch: int) -> float:
     their 1-based epoch e <= 10 and divides by 10 from their epochs 41 and 81.
     """
     warmup = min(1.0, (epoch + 1) / config.warmup_epochs) if config.warmup_epochs else 1.0
-    return config.lr * warmup * config.gamma ** bisect.bisect_right(sorted(config.milestones),
-                                                                    epoch)
+    return (
+        config.lr * warmup * config.gamma ** bisect.bisect_right(sorted(config.milestones), epoch)
+    )
 
 
 def config_differences(saved: TrainConfig, current: TrainConfig) -> list[str]:
     """Human-readable differences between two configs, ignoring :data:`RUNTIME_FIELDS`."""
     a, b = _flat(saved), _flat(current)
-    return [f"{k}: saved {a[k]!r}, now {b[k]!r}" for k in a
-            if k not in RUNTIME_FIELDS and a[k] != b[k]]
+    return [
+        f"{k}: saved {a[k]!r}, now {b[k]!r}" for k in a if k not in RUNTIME_FIELDS and a[k] != b[k]
+    ]
 
 
 def _flat(config: TrainConfig) -> dict[str, Any]:
@@ -247,8 +264,7 @@ def _check(c: TrainConfig) -> None:
         problems.append(f"the {c.preset} preset needs a data root (--data-root DIR)")
     if not 1 <= c.trial <= 10:
         problems.append(f"trial must be in 1..10, got {c.trial}")
-    for name in ("epochs", "num_ids", "num_per_modality", "height", "width",
-                 "eval_batch_size"):
+    for name in ("epochs", "num_ids", "num_per_modality", "height", "width", "eval_batch_size"):
         if getattr(c, name) < 1:
             problems.append(f"{name} must be at least 1, got {getattr(c, name)}")
     for name in ("workers", "eval_every", "save_every", "freeze_stages", "warmup_epochs"):
@@ -258,15 +274,19 @@ def _check(c: TrainConfig) -> None:
         if getattr(c, name) is not None and getattr(c, name) < 1:
             problems.append(f"{name} must be at least 1 (or unset), got {getattr(c, name)}")
     if c.lr <= 0 or c.weight_decay < 0 or not 0 < c.gamma <= 1:
-        problems.append(f"need lr > 0, weight_decay >= 0 and 0 < gamma <= 1, got lr={c.lr}, "
-                        f"weight_decay={c.weight_decay}, gamma={c.gamma}")
+        problems.append(
+            f"need lr > 0, weight_decay >= 0 and 0 < gamma <= 1, got lr={c.lr}, "
+            f"weight_decay={c.weight_decay}, gamma={c.gamma}"
+        )
     if any(m < 1 for m in c.milestones):
         problems.append(f"milestones are epoch indices >= 1, got {list(c.milestones)}")
     if not isinstance(c.model, ModelOptions):
         problems.append(f"model must be ModelOptions, got {type(c.model).__name__}")
     if not 0 <= c.random_erasing <= 1 or not 0 <= c.grayscale <= 1 or not 0 < c.val_fraction < 1:
-        problems.append(f"need 0 <= random_erasing, grayscale <= 1 and 0 < val_fraction < 1, "
-                        f"got {c.random_erasing}, {c.grayscale} and {c.val_fraction}")
+        problems.append(
+            f"need 0 <= random_erasing, grayscale <= 1 and 0 < val_fraction < 1, "
+            f"got {c.random_erasing}, {c.grayscale} and {c.val_fraction}"
+        )
     if c.epoch_pass not in EPOCH_PASSES:
         problems.append(f"epoch_pass must be one of {EPOCH_PASSES}, got {c.epoch_pass!r}")
     if c.device not in ("auto", "cpu", "cuda") and not c.device.startswith("cuda:"):

@@ -65,8 +65,14 @@ def demo_data_root(progress: bool = True) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    generate(tmp, preset="demo", seed=DEMO_DATA_SEED, layout="sysu", progress=progress,
-             workers=min(4, os.cpu_count() or 1))
+    generate(
+        tmp,
+        preset="demo",
+        seed=DEMO_DATA_SEED,
+        layout="sysu",
+        progress=progress,
+        workers=min(4, os.cpu_count() or 1),
+    )
     try:
         tmp.rename(target)
     except OSError:  # another process finished first: keep its copy

@@ -47,8 +47,10 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for, but CUDA is not available on this "
-                         f"machine; use --device cpu (or auto)")
+        raise ValueError(
+            f"device {name!r} was asked for, but CUDA is not available on this "
+            f"machine; use --device cpu (or auto)"
+        )
     return device
 
 

@@ -69,8 +69,12 @@ def extract_features(
                 indices = np.flatnonzero(dataset.modalities == modality).tolist()
                 if not indices:
                     continue
-                loader = DataLoader(Subset(dataset, indices), batch_size=batch_size,
-                                    num_workers=workers, generator=torch.Generator())
+                loader = DataLoader(
+                    Subset(dataset, indices),
+                    batch_size=batch_size,
+                    num_workers=workers,
+                    generator=torch.Generator(),
+                )
                 for images, _, _, index in loader:
                     batch = model.embed(images.to(device), name).float().cpu()
                     for row, i in zip(batch, index.tolist(), strict=True):

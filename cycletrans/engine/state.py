@@ -92,12 +92,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     np_state = state["numpy"]
-    np.random.set_state({  # noqa: NPY002 (the global state)
+    legacy = {
         "bit_generator": "MT19937",
         "state": {"key": np_state["key"].numpy().astype(np.uint32), "pos": np_state["pos"]},
         "has_gauss": np_state["has_gauss"],
         "gauss": np_state["gauss"],
-    })
+    }
+    np.random.set_state(legacy)  # noqa: NPY002 (the global state)
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -117,8 +118,10 @@ def load_resume_state(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no resume state at {path}: expected the {RESUME_FILE} that a "
-                                f"training run writes into its output folder")
+        raise FileNotFoundError(
+            f"no resume state at {path}: expected the {RESUME_FILE} that a "
+            f"training run writes into its output folder"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
@@ -126,7 +129,9 @@ def load_resume_state(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "version" not in state:
         raise ValueError(f"{path} is not a resume state: expected a dict with a 'version' entry")
     if state["version"] != STATE_VERSION:
-        raise ValueError(f"{path} is a resume state of version {state['version']!r}; this "
-                         f"version of cycletrans reads version {STATE_VERSION} only: finish the "
-                         f"run with the cycletrans that started it, or start it again")
+        raise ValueError(
+            f"{path} is a resume state of version {state['version']!r}; this "
+            f"version of cycletrans reads version {STATE_VERSION} only: finish the "
+            f"run with the cycletrans that started it, or start it again"
+        )
     return state

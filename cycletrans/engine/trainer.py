@@ -84,8 +84,15 @@ from cycletrans.preprocessing import Preprocessing
 
 BEST_METRIC = "mAP"
 # What a run writes besides config.json: a folder holding any of them holds results.
-RUN_FILES = ("metrics.jsonl", "last.safetensors", "last.json", "best.safetensors", "best.json",
-             RESUME_FILE, "result.json")
+RUN_FILES = (
+    "metrics.jsonl",
+    "last.safetensors",
+    "last.json",
+    "best.safetensors",
+    "best.json",
+    RESUME_FILE,
+    "result.json",
+)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -124,8 +131,9 @@ class TrainResult:
     model: nn.Module = field(repr=False)
 
 
-def train(config: TrainConfig, resume: bool = False, overwrite: bool = False,
-          check_images: bool = False) -> TrainResult:
+def train(
+    config: TrainConfig, resume: bool = False, overwrite: bool = False, check_images: bool = False
+) -> TrainResult:
     """Train ``config``; with ``resume``, continue from ``<output>/resume.pt``.
 
     ``overwrite`` replaces a run already in ``config.output`` (its files are deleted first);
@@ -171,46 +179,71 @@ def parameter_groups(model: ReIDModel, weight_decay: float) -> list[dict[str, An
 class Trainer:
     """One training run; :func:`train` is the entry point."""
 
-    def __init__(self, config: TrainConfig, ctx: ddp.DistContext, resume: bool,
-                 overwrite: bool = False, check_images: bool = False) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        ctx: ddp.DistContext,
+        resume: bool,
+        overwrite: bool = False,
+        check_images: bool = False,
+    ) -> None:
         self.config, self.ctx = config, ctx
         self.output = Path(config.output)
         self.device = ctx.device
         self.amp = self.device.type == "cuda" and config.amp is not False
         if config.sync_bn and self.device.type != "cuda":
-            raise ValueError("--sync-bn needs CUDA devices (SyncBatchNorm has no CPU "
-                             f"implementation); this run is on {self.device}")
+            raise ValueError(
+                "--sync-bn needs CUDA devices (SyncBatchNorm has no CPU "
+                f"implementation); this run is on {self.device}"
+            )
         state = self._check_output(resume, overwrite)
         root = self._data_root()
         self.splits = load_splits(config, root)
         self._check_images(decode=check_images)
         pre = Preprocessing(height=config.height, width=config.width)
-        self.dataset = ReIDDataset(self.splits.train, build_transforms(
-            pre, train=True, random_erasing=config.random_erasing, flip=config.flip,
-            pad_crop=config.pad_crop, grayscale=config.grayscale))
+        self.dataset = ReIDDataset(
+            self.splits.train,
+            build_transforms(
+                pre,
+                train=True,
+                random_erasing=config.random_erasing,
+                flip=config.flip,
+                pad_crop=config.pad_crop,
+                grayscale=config.grayscale,
+            ),
+        )
         self.sampler = CrossModalitySampler(
-            self.dataset.labels, self.dataset.modalities, num_ids=config.num_ids,
-            num_per_modality=config.num_per_modality, seed=config.seed,
-            num_batches=config.batches_per_epoch, rank=ctx.rank, world_size=ctx.world_size,
-            epoch_pass=config.epoch_pass)
+            self.dataset.labels,
+            self.dataset.modalities,
+            num_ids=config.num_ids,
+            num_per_modality=config.num_per_modality,
+            seed=config.seed,
+            num_batches=config.batches_per_epoch,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+            epoch_pass=config.epoch_pass,
+        )
         seed_everything(config.seed)
         self.model = self._build_model(pre).to(self.device)
         step_module = _TrainStep(self.model)
         if ctx.distributed:
             step_module = DistributedDataParallel(
-                step_module, device_ids=[self.device.index] if self.device.type == "cuda"
-                else None)
+                step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         self.step_module = step_module
-        self.optimizer = torch.optim.Adam(parameter_groups(self.model, config.weight_decay),
-                                          lr=config.lr)
+        self.optimizer = torch.optim.Adam(
+            parameter_groups(self.model, config.weight_decay), lr=config.lr
+        )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self.progress = Progress()
         self.stop = _StopSignals()
         if ctx.is_main:
             removed = remove_temp_files(self.output)
             if removed:
-                self._log(f"removed {len(removed)} temporary file(s) of killed writes in "
-                          f"{self.output}: {', '.join(p.name for p in removed)}")
+                self._log(
+                    f"removed {len(removed)} temporary file(s) of killed writes in "
+                    f"{self.output}: {', '.join(p.name for p in removed)}"
+                )
         if state is not None:
             self._restore(state)
         elif ctx.is_main:
@@ -225,15 +258,18 @@ class Trainer:
         """The resume state to continue from (None for a fresh run); refuse to overwrite."""
         path = self.output / RESUME_FILE
         if resume and overwrite:
-            raise ValueError("--resume continues the run in the output folder and --overwrite "
-                             "replaces it: pass one of them")
+            raise ValueError(
+                "--resume continues the run in the output folder and --overwrite "
+                "replaces it: pass one of them"
+            )
         if not resume:
             held = [name for name in RUN_FILES if (self.output / name).exists()]
             if held and not overwrite:
                 raise TrainingError(
                     f"{self.output} already holds a training run ({', '.join(held)}); pass "
                     f"--resume to continue it, --overwrite to replace it, or choose another "
-                    f"--output")
+                    f"--output"
+                )
             return None
         state = load_resume_state(path)
         try:
@@ -242,11 +278,14 @@ class Trainer:
             raise ValueError(f"{path} holds no readable training config ({error})") from error
         differences = config_differences(saved_config, self.config)
         if differences:
-            raise ValueError(f"cannot resume {path} with a different config: "
-                             + "; ".join(differences))
+            raise ValueError(
+                f"cannot resume {path} with a different config: " + "; ".join(differences)
+            )
         if state["world_size"] != self.ctx.world_size:
-            raise ValueError(f"{path} was written by {state['world_size']} process(es); resume "
-                             f"it with the same number (now {self.ctx.world_size})")
+            raise ValueError(
+                f"{path} was written by {state['world_size']} process(es); resume "
+                f"it with the same number (now {self.ctx.world_size})"
+            )
         return state
 
     def _check_images(self, decode: bool) -> None:
@@ -256,8 +295,12 @@ class Trainer:
         if self.ctx.is_main:
             paths = [r.path for r in self.splits.train + self.splits.val]
             try:
-                check_images(paths, decode=decode, workers=max(1, self.config.workers),
-                             progress=self.config.progress)
+                check_images(
+                    paths,
+                    decode=decode,
+                    workers=max(1, self.config.workers),
+                    progress=self.config.progress,
+                )
             except ImageReadError as error:
                 problem = str(error)
         problem = ddp.broadcast_object(problem)
@@ -292,13 +335,17 @@ class Trainer:
     def fit(self) -> TrainResult:
         c, p = self.config, self.progress
         if self.ctx.is_main and self.splits.val == []:
-            self._log("no validation identities (pass --validation to hold some out): best is "
-                      "not written; last.safetensors is the result")
+            self._log(
+                "no validation identities (pass --validation to hold some out): best is "
+                "not written; last.safetensors is the result"
+            )
         with self.stop:
             while p.epoch < c.epochs:
                 if self._max_steps_reached() or not self._train_epoch():
-                    self._log(f"stopped after --max-steps {c.max_steps} steps (epoch "
-                              f"{p.epoch + 1}, step {p.position}); --resume continues")
+                    self._log(
+                        f"stopped after --max-steps {c.max_steps} steps (epoch "
+                        f"{p.epoch + 1}, step {p.position}); --resume continues"
+                    )
                     return self._result(finished=False)
                 self._end_epoch()
                 signum = self._stop_signal()  # received during validation or saving
@@ -306,8 +353,11 @@ class Trainer:
                     self._raise_stopped(signum)
         if self.ctx.is_main:
             result = self._result(finished=True)
-            summary = {k: (str(v) if isinstance(v, Path) else v)
-                       for k, v in vars(result).items() if k != "model"}
+            summary = {
+                k: (str(v) if isinstance(v, Path) else v)
+                for k, v in vars(result).items()
+                if k != "model"
+            }
             (self.output / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
         return self._result(finished=True)
 
@@ -317,13 +367,22 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(c, p.epoch)
         batches = SeededBatches(self.sampler, c.seed, p.epoch, p.position)
-        loader = DataLoader(SeededDataset(self.dataset), batch_sampler=batches,
-                            num_workers=c.workers, pin_memory=self.device.type == "cuda",
-                            generator=torch.Generator(), worker_init_fn=_leave_signals_to_main)
+        loader = DataLoader(
+            SeededDataset(self.dataset),
+            batch_sampler=batches,
+            num_workers=c.workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator(),
+            worker_init_fn=_leave_signals_to_main,
+        )
         self.step_module.train()
-        bar = tqdm(total=len(self.sampler), initial=p.position, leave=False,
-                   desc=f"epoch {p.epoch + 1}/{c.epochs}",
-                   disable=not (self.ctx.is_main and c.progress))
+        bar = tqdm(
+            total=len(self.sampler),
+            initial=p.position,
+            leave=False,
+            desc=f"epoch {p.epoch + 1}/{c.epochs}",
+            disable=not (self.ctx.is_main and c.progress),
+        )
         started = time.perf_counter()
         with bar:
             for images, labels, modalities, _ in loader:
@@ -334,8 +393,9 @@ class Trainer:
                 stop = self._max_steps_reached()
                 mid_epoch = p.position < len(self.sampler)
                 signum = self._stop_signal()
-                if signum is not None or (mid_epoch and (
-                        stop or (c.save_every and p.global_step % c.save_every == 0))):
+                if signum is not None or (
+                    mid_epoch and (stop or (c.save_every and p.global_step % c.save_every == 0))
+                ):
                     p.epoch_seconds += time.perf_counter() - started
                     started = time.perf_counter()
                     self._save_state()
@@ -351,8 +411,9 @@ class Trainer:
         """The signal asking the run to stop (agreed by every rank), or None."""
         if not self.ctx.distributed:
             return self.stop.received
-        flags = ddp.all_reduce_sum(torch.tensor(
-            [float(self.stop.received == s) for s in STOP_SIGNALS], device=self.device))
+        flags = ddp.all_reduce_sum(
+            torch.tensor([float(self.stop.received == s) for s in STOP_SIGNALS], device=self.device)
+        )
         return next((s for s, f in zip(STOP_SIGNALS, flags.tolist(), strict=True) if f > 0), None)
 
     def _raise_stopped(self, signum: int) -> None:
@@ -361,14 +422,18 @@ class Trainer:
         raise StoppedBySignalError(
             f"stopped by {signal.Signals(signum).name} at epoch {p.epoch + 1}, step {p.position} "
             f"(global step {p.global_step}); the resume state is saved: --resume continues "
-            f"{self.output}", signum)
+            f"{self.output}",
+            signum,
+        )
 
     def _max_steps_reached(self) -> bool:
-        return self.config.max_steps is not None and \
-            self.progress.global_step >= self.config.max_steps
+        return (
+            self.config.max_steps is not None and self.progress.global_step >= self.config.max_steps
+        )
 
-    def _step(self, images: torch.Tensor, labels: torch.Tensor,
-              modalities: torch.Tensor) -> dict[str, float]:
+    def _step(
+        self, images: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
+    ) -> dict[str, float]:
         """One optimiser step; returns this rank's loss terms as floats."""
         images = images.to(self.device, non_blocking=True)
         labels, modalities = labels.to(self.device), modalities.to(self.device)
@@ -390,25 +455,33 @@ class Trainer:
         terms = "; ".join(
             (f"rank {rank}: " if len(per_rank) > 1 else "")
             + ", ".join(f"{k}={v:.6g}" for k, v in terms.items())
-            for rank, terms in enumerate(per_rank))
+            for rank, terms in enumerate(per_rank)
+        )
         p = self.progress
         raise NonFiniteLossError(
             f"non-finite loss at epoch {p.epoch + 1}, step {p.position + 1} (global step "
             f"{p.global_step + 1}): {terms}. The run stopped; the last resume state in "
             f"{self.output} is from before this step. Try a lower --lr (now "
-            f"{learning_rate(self.config, p.epoch):g}) or check the data.")
+            f"{learning_rate(self.config, p.epoch):g}) or check the data."
+        )
 
     def _end_epoch(self) -> None:
         """Average the epoch's losses, validate, write checkpoints, metrics and resume state."""
         c, p = self.config, self.progress
         names = sorted(p.sums)
-        totals = ddp.all_reduce_sum(torch.tensor(
-            [p.sums[n] for n in names] + [float(p.position)], dtype=torch.float64,
-            device=self.device))
+        totals = ddp.all_reduce_sum(
+            torch.tensor(
+                [p.sums[n] for n in names] + [float(p.position)],
+                dtype=torch.float64,
+                device=self.device,
+            )
+        )
         steps = totals[-1].item()
         row: dict[str, Any] = {
-            "epoch": p.epoch + 1, "lr": learning_rate(c, p.epoch),
-            "time_s": round(p.epoch_seconds, 3), "steps": p.position,
+            "epoch": p.epoch + 1,
+            "lr": learning_rate(c, p.epoch),
+            "time_s": round(p.epoch_seconds, 3),
+            "steps": p.position,
             "losses": {n: totals[i].item() / steps for i, n in enumerate(names)},
         }
         ddp.broadcast_buffers(self.model)
@@ -430,8 +503,14 @@ class Trainer:
 
     def _validate(self) -> dict[str, float]:
         c = self.config
-        feats = extract_features(self.model, self.splits.val, batch_size=c.eval_batch_size,
-                                 device=self.device, workers=c.workers, progress=False)
+        feats = extract_features(
+            self.model,
+            self.splits.val,
+            batch_size=c.eval_batch_size,
+            device=self.device,
+            workers=c.workers,
+            progress=False,
+        )
         return cross_modality_retrieval(feats, "sysu" if c.dataset == "sysu" else "regdb")
 
     # ----------------------------------------------------------------------- files
@@ -444,12 +523,18 @@ class Trainer:
         rngs = ddp.all_gather_objects(rng_state())
         if not self.ctx.is_main:
             return
-        save_resume_state(self.output / RESUME_FILE, {
-            "config": self.config.to_dict(), "world_size": self.ctx.world_size,
-            "progress": self.progress.to_dict(), "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-            "rng": rngs,
-        })
+        save_resume_state(
+            self.output / RESUME_FILE,
+            {
+                "config": self.config.to_dict(),
+                "world_size": self.ctx.world_size,
+                "progress": self.progress.to_dict(),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": rngs,
+            },
+        )
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -461,19 +546,29 @@ class Trainer:
         if self.ctx.is_main:
             torn = _truncate_metrics(self.output / "metrics.jsonl", p.epoch)
             if torn is not None:
-                self._log(f"dropped a torn last line of {self.output / 'metrics.jsonl'} (a write "
-                          f"cut short by a kill): {torn[:60]!r}")
-            self._log(f"resuming {self.output} at epoch {p.epoch + 1}, step {p.position} "
-                      f"(global step {p.global_step})")
+                self._log(
+                    f"dropped a torn last line of {self.output / 'metrics.jsonl'} (a write "
+                    f"cut short by a kill): {torn[:60]!r}"
+                )
+            self._log(
+                f"resuming {self.output} at epoch {p.epoch + 1}, step {p.position} "
+                f"(global step {p.global_step})"
+            )
 
     def _result(self, finished: bool) -> TrainResult:
         best = self.output / "best.safetensors"
         p = self.progress
         return TrainResult(
-            output=self.output, last=self.output / "last.safetensors",
-            best=best if p.best_epoch is not None else None, best_score=p.best_score,
-            best_epoch=p.best_epoch, epochs_done=p.epoch, global_step=p.global_step,
-            finished=finished, model=self.model)
+            output=self.output,
+            last=self.output / "last.safetensors",
+            best=best if p.best_epoch is not None else None,
+            best_score=p.best_score,
+            best_epoch=p.best_epoch,
+            epochs_done=p.epoch,
+            global_step=p.global_step,
+            finished=finished,
+            model=self.model,
+        )
 
     def _log(self, message: str) -> None:
         if self.ctx.is_main:
@@ -521,8 +616,9 @@ class _TrainStep(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor, modalities: torch.Tensor,
-                labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, images: torch.Tensor, modalities: torch.Tensor, labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """``images [B,3,H,W]``, ``modalities [B]``, ``labels [B]`` -> loss terms (eq. 19)."""
         return self.model.loss(self.model(images, modalities, labels), labels, modalities)
 
@@ -543,8 +639,9 @@ def _truncate_metrics(path: Path, epochs_done: int) -> str | None:
             torn = line
             continue
         except (KeyError, TypeError) as error:
-            raise ValueError(f"{path} line {number} is not a metrics row with an 'epoch'") \
-                from error
+            raise ValueError(
+                f"{path} line {number} is not a metrics row with an 'epoch'"
+            ) from error
         if epoch <= epochs_done:
             kept.append(line)
     path.write_text("".join(line + "\n" for line in kept))
@@ -556,6 +653,8 @@ def _epoch_line(row: dict[str, Any], best: float | None, best_epoch: int | None)
     line = f"epoch {row['epoch']}: {losses} lr={row['lr']:.3g} ({row['time_s']:.1f}s)"
     if "val" in row:
         v = row["val"]
-        line += (f" | val R1={100 * v['r1']:.2f} mAP={100 * v['mAP']:.2f}"
-                 f" (best mAP {100 * best:.2f} at epoch {best_epoch})")
+        line += (
+            f" | val R1={100 * v['r1']:.2f} mAP={100 * v['mAP']:.2f}"
+            f" (best mAP {100 * best:.2f} at epoch {best_epoch})"
+        )
     return line

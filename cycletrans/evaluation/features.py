@@ -43,8 +43,10 @@ class FeatureSet:
     def __post_init__(self) -> None:
         n = len(self.features)
         if self.features.ndim != 2 or any(len(getattr(self, k)) != n for k in NPZ_KEYS):
-            raise ValueError("a FeatureSet needs [N, D] features and N entries in ids, cams, "
-                             "frames, modalities and paths")
+            raise ValueError(
+                "a FeatureSet needs [N, D] features and N entries in ids, cams, "
+                "frames, modalities and paths"
+            )
 
     def subset(self, mask: np.ndarray) -> FeatureSet:
         """The images where ``mask`` ([N] bool) is True (or at the given indices)."""

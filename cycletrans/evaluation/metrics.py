@@ -112,8 +112,7 @@ def rank_metrics(
         >>> m["first_hit"].tolist(), m["ap"].round(3).tolist(), m["inp"].tolist()
         ([2], [0.417], [0.5])
     """
-    return ranked_metrics(*_check_inputs(distmat, q_ids, g_ids, q_cams, g_cams, protocol),
-                          protocol)
+    return ranked_metrics(*_check_inputs(distmat, q_ids, g_ids, q_cams, g_cams, protocol), protocol)
 
 
 def leave_one_out_metrics(distmat: np.ndarray, ids: Sequence | np.ndarray) -> dict:
@@ -177,7 +176,11 @@ def ranked_metrics(
             if leave_out_self:  # the query itself ranks last, then is cut off the list
                 dist[np.arange(chunk.size), chunk] = np.inf
             ap[chunk], inp[chunk], first_hit[chunk] = _rank_chunk(
-                dist, q_labels[chunk], g_labels[kept], id_values.size, protocol == "sysu",
+                dist,
+                q_labels[chunk],
+                g_labels[kept],
+                id_values.size,
+                protocol == "sysu",
                 drop_last=leave_out_self,
             )
     valid = first_hit > 0
@@ -187,8 +190,15 @@ def ranked_metrics(
     result = {f"r{k}": float(cmc[min(k, num_g) - 1]) for k in RANKS}
     result["mAP"] = float(ap[valid].mean()) if num_valid else float("nan")
     result["mINP"] = float(inp[valid].mean()) if num_valid else float("nan")
-    result.update(num_queries=num_q, num_valid=num_valid, ap=ap, inp=inp,
-                  first_hit=first_hit, valid=valid, cmc=cmc)
+    result.update(
+        num_queries=num_q,
+        num_valid=num_valid,
+        ap=ap,
+        inp=inp,
+        first_hit=first_hit,
+        valid=valid,
+        cmc=cmc,
+    )
     return result
 
 
@@ -215,8 +225,9 @@ def _query_groups(
     if protocol == "regdb":
         return [(np.arange(q_cams.size), np.arange(g_cams.size))]
     q_loc, g_loc = camera_location(q_cams), camera_location(g_cams)
-    return [(np.flatnonzero(q_loc == loc), np.flatnonzero(g_loc != loc))
-            for loc in np.unique(q_loc)]
+    return [
+        (np.flatnonzero(q_loc == loc), np.flatnonzero(g_loc != loc)) for loc in np.unique(q_loc)
+    ]
 
 
 def _rank_chunk(
@@ -339,9 +350,12 @@ def _check_inputs(
     if not np.isfinite(distmat).all():
         raise ValueError("distmat holds NaN or infinite values")
     arrays = []
-    for name, values, size in (("q_ids", q_ids, distmat.shape[0]), ("g_ids", g_ids,
-                               distmat.shape[1]), ("q_cams", q_cams, distmat.shape[0]),
-                               ("g_cams", g_cams, distmat.shape[1])):
+    for name, values, size in (
+        ("q_ids", q_ids, distmat.shape[0]),
+        ("g_ids", g_ids, distmat.shape[1]),
+        ("q_cams", q_cams, distmat.shape[0]),
+        ("g_cams", g_cams, distmat.shape[1]),
+    ):
         values = np.asarray(values)
         if values.shape != (size,):
             raise ValueError(

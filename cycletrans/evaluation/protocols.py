@@ -73,12 +73,22 @@ def evaluate_protocols(
         return evaluate_regdb(features.features, features.ids, features.modalities)
     if dataset != "sysu":
         raise ValueError(f"unknown dataset {dataset!r}: expected 'sysu' or 'regdb'")
-    results = evaluate_sysu_settings(features.features, features.ids, features.cams,
-                                     features.frames, settings or SYSU_SETTINGS, trials,
-                                     rand_perm_cam)
-    return {setting_key(mode, shots): {**{k: v for k, v in result.items() if k != "per_trial"},
-                                       "trials": trials}
-            for (mode, shots), result in results.items()}
+    results = evaluate_sysu_settings(
+        features.features,
+        features.ids,
+        features.cams,
+        features.frames,
+        settings or SYSU_SETTINGS,
+        trials,
+        rand_perm_cam,
+    )
+    return {
+        setting_key(mode, shots): {
+            **{k: v for k, v in result.items() if k != "per_trial"},
+            "trials": trials,
+        }
+        for (mode, shots), result in results.items()
+    }
 
 
 def modality_retrieval(
@@ -92,8 +102,10 @@ def modality_retrieval(
     q = features.modalities == modality_index(query)
     g = features.modalities == modality_index(gallery)
     if not q.any() or not g.any():
-        raise ValueError(f"need {modality_name(query)} queries and {modality_name(gallery)} "
-                         f"gallery images, found {int(q.sum())} and {int(g.sum())}")
+        raise ValueError(
+            f"need {modality_name(query)} queries and {modality_name(gallery)} "
+            f"gallery images, found {int(q.sum())} and {int(g.sum())}"
+        )
     dist = pairwise_distance(features.features[q], features.features[g])
     ids, cams = features.ids, features.cams
     if protocol == "regdb" and modality_index(query) == modality_index(gallery):
@@ -102,8 +114,12 @@ def modality_retrieval(
     else:
         m = rank_metrics(dist, ids[q], ids[g], cams[q], cams[g], protocol)
         gallery_size = int(g.sum())
-    return {**{k: m[k] for k in SUMMARY_KEYS}, "num_queries": m["num_queries"],
-            "num_valid": m["num_valid"], "gallery_size": gallery_size}
+    return {
+        **{k: m[k] for k in SUMMARY_KEYS},
+        "num_queries": m["num_queries"],
+        "num_valid": m["num_valid"],
+        "gallery_size": gallery_size,
+    }
 
 
 def cross_modality_retrieval(features: FeatureSet, protocol: str) -> dict[str, Any]:

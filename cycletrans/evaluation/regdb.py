@@ -90,15 +90,21 @@ def average_regdb_trials(results: Sequence[dict]) -> dict:
     """
     if not results:
         raise ValueError("expected at least one trial's results, got none")
-    return {d: {**mean_metrics([r[d] for r in results]), "num_trials": len(results)}
-            for d in DIRECTIONS}
+    return {
+        d: {**mean_metrics([r[d] for r in results]), "num_trials": len(results)} for d in DIRECTIONS
+    }
 
 
 def _direction(
     dist: np.ndarray, q_ids: np.ndarray, g_ids: np.ndarray, q_cam: int, g_cam: int
 ) -> dict:
     """Summary metrics of one direction (cameras: 1 visible, 2 thermal; unused by "regdb")."""
-    m = rank_metrics(dist, q_ids, g_ids, np.full(q_ids.size, q_cam), np.full(g_ids.size, g_cam),
-                     "regdb")
-    return {**{k: m[k] for k in SUMMARY_KEYS}, "num_queries": m["num_queries"],
-            "num_valid": m["num_valid"], "gallery_size": int(g_ids.size)}
+    m = rank_metrics(
+        dist, q_ids, g_ids, np.full(q_ids.size, q_cam), np.full(g_ids.size, g_cam), "regdb"
+    )
+    return {
+        **{k: m[k] for k in SUMMARY_KEYS},
+        "num_queries": m["num_queries"],
+        "num_valid": m["num_valid"],
+        "gallery_size": int(g_ids.size),
+    }

@@ -216,8 +216,9 @@ def evaluate_sysu(
         >>> evaluate_sysu(feats, ids, cams, frames, "all", 1, trials=2)["gallery_size"]
         8
     """
-    return evaluate_sysu_settings(features, ids, cams, frames, [(mode, shots)], trials,
-                                  rand_perm_cam, seed, metric)[(mode, shots)]
+    return evaluate_sysu_settings(
+        features, ids, cams, frames, [(mode, shots)], trials, rand_perm_cam, seed, metric
+    )[(mode, shots)]
 
 
 def evaluate_sysu_settings(
@@ -255,31 +256,43 @@ def evaluate_sysu_settings(
     if query.size == 0:
         raise ValueError(f"no query images: none of the images is from cameras {QUERY_CAMS}")
     picks_from = _picks_table(rand_perm_cam)
-    galleries = {(mode, shots): _gallery(ids, cams, frames, mode, shots, trials, picks_from, seed)
-                 for mode, shots in settings}
+    galleries = {
+        (mode, shots): _gallery(ids, cams, frames, mode, shots, trials, picks_from, seed)
+        for mode, shots in settings
+    }
     _warn_unofficial(list(galleries.values()))
     candidates = np.unique(np.concatenate([g.indices.reshape(-1) for g in galleries.values()]))
     dist = pairwise_distance(features[query], features[candidates], metric)
     if not np.isfinite(dist).all():
         raise ValueError("features give NaN or infinite distances (NaN/inf/huge features?)")
+
     def trial_metrics(gallery: np.ndarray) -> dict:
         columns = np.searchsorted(candidates, gallery)  # ascending, like gallery
-        m = ranked_metrics(dist, ids[query], ids[gallery], cams[query], cams[gallery], "sysu",
-                           columns=columns)
+        m = ranked_metrics(
+            dist, ids[query], ids[gallery], cams[query], cams[gallery], "sysu", columns=columns
+        )
         return {**{k: m[k] for k in SUMMARY_KEYS}, "num_valid": m["num_valid"]}
 
     # The trials are independent and NumPy's sorts release the GIL: rank them on all cores.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        ranked = {setting: pool.map(trial_metrics, gallery.indices)
-                  for setting, gallery in galleries.items()}
+        ranked = {
+            setting: pool.map(trial_metrics, gallery.indices)
+            for setting, gallery in galleries.items()
+        }
         ranked = {setting: list(trials_out) for setting, trials_out in ranked.items()}
     results = {}
     for (mode, shots), gallery in galleries.items():
         per_trial = ranked[(mode, shots)]
         results[(mode, shots)] = {
-            **mean_metrics(per_trial), "per_trial": per_trial, "num_queries": int(query.size),
-            "gallery_size": int(gallery.indices.shape[1]), "gallery_source": gallery.source,
-            "gallery_note": gallery.note, "mode": mode, "shots": shots, "metric": metric,
+            **mean_metrics(per_trial),
+            "per_trial": per_trial,
+            "num_queries": int(query.size),
+            "gallery_size": int(gallery.indices.shape[1]),
+            "gallery_source": gallery.source,
+            "gallery_note": gallery.note,
+            "mode": mode,
+            "shots": shots,
+            "metric": metric,
         }
     return results
 
@@ -317,8 +330,13 @@ def _picks_table(rand_perm_cam: str | Path | None) -> _Picks:
         return _Picks(None, "", False, "seeded random picks, as asked (rand_perm_cam=None)")
     name = str(rand_perm_cam)
     if name == "auto" and not OFFICIAL_RAND_PERM_CAM.is_file():
-        return _Picks(None, "", True, "the official rand_perm_cam.mat is missing from this "
-                      f"installation ({OFFICIAL_RAND_PERM_CAM})")
+        return _Picks(
+            None,
+            "",
+            True,
+            "the official rand_perm_cam.mat is missing from this "
+            f"installation ({OFFICIAL_RAND_PERM_CAM})",
+        )
     if name in ("auto", "official"):
         return _Picks(_official_table(), "official", name == "auto", "")
     return _Picks(load_rand_perm_cam(rand_perm_cam), f"file {rand_perm_cam}", False, "")
@@ -354,9 +372,11 @@ def _gallery(
         picks = _random_picks(ids, cams, frames, gallery_cams, shots, trials, seed)
         source, note = f"random(seed={seed})", picks_from.note
         if problems:
-            note = (f"the images do not fit the official rand_perm_cam.mat ({len(problems)} "
-                    f"(camera, person) pairs differ, e.g. {problems[0]}), as on the synthetic "
-                    "set; on real SYSU-MM01 this means an incomplete test split")
+            note = (
+                f"the images do not fit the official rand_perm_cam.mat ({len(problems)} "
+                f"(camera, person) pairs differ, e.g. {problems[0]}), as on the synthetic "
+                "set; on real SYSU-MM01 this means an incomplete test split"
+            )
         fallback = picks_from.auto
     else:
         num_trials = min(rows.shape[0] for rows in perm.values())
@@ -364,8 +384,11 @@ def _gallery(
             raise ValueError(f"rand_perm_cam holds {num_trials} trials, asked for {trials}")
         picks = _official_picks(perm, ids, cams, frames, gallery_cams, shots, trials)
         source, fallback = picks_from.source, False
-        note = ("the official picks of rand_perm_cam.mat (Wu et al.)" if source == "official"
-                else f"the picks of {source}")
+        note = (
+            "the official picks of rand_perm_cam.mat (Wu et al.)"
+            if source == "official"
+            else f"the picks of {source}"
+        )
     if picks.shape[1] == 0:
         raise ValueError(f"empty gallery: no image of cameras {gallery_cams} among the inputs")
     return _Gallery(np.sort(picks, axis=1), source, note, fallback)
@@ -375,8 +398,12 @@ def _warn_unofficial(galleries: Sequence[_Gallery]) -> None:
     """One :class:`UnofficialPicksWarning` if "auto" fell back to random picks anywhere."""
     fallback = next((g for g in galleries if g.fallback), None)
     if fallback is not None:
-        warnings.warn(f"SYSU-MM01 evaluation with {fallback.source} gallery picks, not the "
-                      f"official ones: {fallback.note}", UnofficialPicksWarning, stacklevel=3)
+        warnings.warn(
+            f"SYSU-MM01 evaluation with {fallback.source} gallery picks, not the "
+            f"official ones: {fallback.note}",
+            UnofficialPicksWarning,
+            stacklevel=3,
+        )
 
 
 def _misfits(
@@ -389,15 +416,20 @@ def _misfits(
     """Descriptions of the (gallery camera, person) pairs whose frames are not 1..n of the file."""
     here = _frames_by_group(ids, cams, frames, gallery_cams)
     pids = set(np.unique(ids).tolist())
-    expected = {key: rows.shape[1] for key, rows in perm.items()
-                if key[0] in gallery_cams and key[1] in pids}
+    expected = {
+        key: rows.shape[1]
+        for key, rows in perm.items()
+        if key[0] in gallery_cams and key[1] in pids
+    }
     problems = []
     for cam, pid in sorted(set(here) | set(expected)):
         n = expected.get((cam, pid), 0)
         found = here.get((cam, pid), np.zeros(0, dtype=np.int64))
         if not np.array_equal(found, np.arange(1, n + 1)):
-            problems.append(f"camera {cam}, person {pid}: file has {n} images, "
-                            f"found {found.size} with frames {_short(found)}")
+            problems.append(
+                f"camera {cam}, person {pid}: file has {n} images, "
+                f"found {found.size} with frames {_short(found)}"
+            )
     return problems
 
 
@@ -412,8 +444,11 @@ def _official_picks(
 ) -> np.ndarray:
     """``[trials, G]`` indices of the images the file picks (first ``shots`` of row t)."""
     pids = set(np.unique(ids).tolist())
-    chosen = [(cam, pid, rows[:trials, :shots]) for (cam, pid), rows in sorted(perm.items())
-              if cam in gallery_cams and pid in pids]
+    chosen = [
+        (cam, pid, rows[:trials, :shots])
+        for (cam, pid), rows in sorted(perm.items())
+        if cam in gallery_cams and pid in pids
+    ]
     if not chosen:
         return np.zeros((trials, 0), dtype=np.int64)
     pick_frames = np.concatenate([rows for _, _, rows in chosen], axis=1)  # [trials, G]
@@ -456,8 +491,10 @@ def _frames_by_group(
     starts = np.unique(group_start)
     if starts.size == 0:
         return {}
-    return {(int(cams[pool[s]]), int(ids[pool[s]])): frames[pool[s:e]]
-            for s, e in zip(starts, np.r_[starts[1:], pool.size], strict=True)}
+    return {
+        (int(cams[pool[s]]), int(ids[pool[s]])): frames[pool[s:e]]
+        for s, e in zip(starts, np.r_[starts[1:], pool.size], strict=True)
+    }
 
 
 def _grouped_pool(

@@ -63,9 +63,17 @@ def write_table(
         writer.writeheader()
         writer.writerows(rows)
     info = {**metadata, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-             for r in rows]
-    document = {"format": TABLE_FORMAT, "version": TABLE_VERSION, "paper_table": table,
-                "metadata": info, "columns": list(columns), "rows": clean}
+    clean = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        for r in rows
+    ]
+    document = {
+        "format": TABLE_FORMAT,
+        "version": TABLE_VERSION,
+        "paper_table": table,
+        "metadata": info,
+        "columns": list(columns),
+        "rows": clean,
+    }
     json_path.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
     return csv_path, json_path

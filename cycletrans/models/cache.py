@@ -68,9 +68,7 @@ class ParameterCache:
         and one of ``params`` requires grad; the cache is then emptied and the caller computes
         its result on its own (differentiable) path.
         """
-        if module.training or (
-            torch.is_grad_enabled() and any(p.requires_grad for p in params)
-        ):
+        if module.training or (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
             self.clear()
             return None
         key = _key(params)

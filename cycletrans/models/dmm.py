@@ -58,8 +58,9 @@ class DMM(nn.Module):
     ) -> None:
         super().__init__()
         if discrepancy_norm not in DISCREPANCY_NORMS:
-            raise ValueError(f"discrepancy_norm must be one of {DISCREPANCY_NORMS}, "
-                             f"got {discrepancy_norm!r}")
+            raise ValueError(
+                f"discrepancy_norm must be one of {DISCREPANCY_NORMS}, got {discrepancy_norm!r}"
+            )
         if dmm_keys not in DMM_KEYS:
             raise ValueError(f"dmm_keys must be one of {DMM_KEYS}, got {dmm_keys!r}")
         self.discrepancy_norm = discrepancy_norm
@@ -131,8 +132,9 @@ class DMM(nn.Module):
         P_c = self.prototypes - self.prototypes.mean(dim=1, keepdim=True)  # P~ [n, D]
         f_c = f_hat - f_hat.mean(dim=2, keepdim=True)  # f~ [B, 1, D]
         D = P_c.shape[1]
-        variance = (P_c.pow(2).mean(dim=1) - 2 * (f_c @ P_c.t()).squeeze(1) / D
-                    + f_c.pow(2).mean(dim=2))  # [B, n]
+        variance = (
+            P_c.pow(2).mean(dim=1) - 2 * (f_c @ P_c.t()).squeeze(1) / D + f_c.pow(2).mean(dim=2)
+        )  # [B, n]
         As = A * (variance + _LAYER_NORM_EPS).rsqrt()[:, None, :]  # [B, k, n]
         return As @ P_c - As.sum(dim=2, keepdim=True) * f_c
 

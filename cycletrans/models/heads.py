@@ -48,8 +48,7 @@ class ResidualPrototypeAggregation(DMM):
 class PrototypeTransformer(DMM):
     """Table III, "Transformer": one cross-attention layer over the prototypes."""
 
-    def __init__(self, dim: int, num_prototypes: int, num_patterns: int, **options: object
-                 ) -> None:
+    def __init__(self, dim: int, num_prototypes: int, num_patterns: int, **options: object) -> None:
         super().__init__(dim, num_prototypes, num_patterns, **options)
         self.w_value = nn.Linear(dim, dim)
         self.norm1 = nn.LayerNorm(dim)

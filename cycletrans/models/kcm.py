@@ -49,8 +49,9 @@ class KCM(nn.Module):
     ) -> None:
         super().__init__()
         if capture_scores not in CAPTURE_SCORES:
-            raise ValueError(f"capture_scores must be one of {CAPTURE_SCORES}, "
-                             f"got {capture_scores!r}")
+            raise ValueError(
+                f"capture_scores must be one of {CAPTURE_SCORES}, got {capture_scores!r}"
+            )
         self.attn_dim = attn_dim or dim  # c of eq. 5
         self.refine_temperature = refine_temperature
         self.capture_scores = capture_scores

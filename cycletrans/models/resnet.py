@@ -67,11 +67,19 @@ def slim_resnet18(width: int = SLIM_WIDTH) -> ResNet:
     stages = []
     for i, planes in enumerate(widths):
         inplanes, stride = widths[max(i - 1, 0)], 1 if i == 0 else 2
-        shortcut = None if i == 0 else nn.Sequential(
-            nn.Conv2d(inplanes, planes, kernel_size=1, stride=stride, bias=False),
-            nn.BatchNorm2d(planes))
-        stages.append(nn.Sequential(BasicBlock(inplanes, planes, stride, shortcut),
-                                    BasicBlock(planes, planes)))
+        shortcut = (
+            None
+            if i == 0
+            else nn.Sequential(
+                nn.Conv2d(inplanes, planes, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes),
+            )
+        )
+        stages.append(
+            nn.Sequential(
+                BasicBlock(inplanes, planes, stride, shortcut), BasicBlock(planes, planes)
+            )
+        )
     net.layer1, net.layer2, net.layer3, net.layer4 = stages
     net.fc = nn.Linear(widths[-1], net.fc.out_features)
     for module in net.modules():  # torchvision's ResNet initialisation
@@ -107,15 +115,17 @@ class ResNetBackbone(Backbone):
         net = resnet_trunk(arch, pretrained)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = (
-            net.layer1, net.layer2, net.layer3, net.layer4)
+            net.layer1,
+            net.layer2,
+            net.layer3,
+            net.layer4,
+        )
         self.out_channels: int = net.fc.in_features
 
     def stages(self) -> list[nn.Module]:
         return [self.stem, self.layer1, self.layer2, self.layer3, self.layer4]
 
-    def forward(
-        self, images: torch.Tensor, modalities: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, modalities: torch.Tensor | None = None) -> torch.Tensor:
         """``images [B,3,H,W]`` -> ``F_I [B,d,h,w]``; ``modalities`` is ignored."""
         x = self.stem(images)
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))

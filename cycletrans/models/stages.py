@@ -37,8 +37,10 @@ class Backbone(nn.Module):
         """Keep the first ``count`` stages fixed (weights and BatchNorm statistics)."""
         stages = self.stages()
         if isinstance(count, bool) or not 0 <= count < len(stages):
-            raise ValueError(f"can freeze 0..{len(stages) - 1} of this backbone's "
-                             f"{len(stages)} stages, got {count!r}")
+            raise ValueError(
+                f"can freeze 0..{len(stages) - 1} of this backbone's "
+                f"{len(stages)} stages, got {count!r}"
+            )
         self.frozen = count
         for stage in stages[:count]:
             stage.requires_grad_(False)

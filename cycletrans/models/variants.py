@@ -66,8 +66,13 @@ def model_spec(
         raise ValueError(f"unknown backbone {backbone!r}; valid backbones: {', '.join(BACKBONES)}")
     if isinstance(preprocessing, dict):
         preprocessing = Preprocessing.from_dict(preprocessing)
-    return ModelSpec(variant, backbone, num_classes, ModelOptions.from_dict(options),
-                     preprocessing or Preprocessing())
+    return ModelSpec(
+        variant,
+        backbone,
+        num_classes,
+        ModelOptions.from_dict(options),
+        preprocessing or Preprocessing(),
+    )
 
 
 def model_from_spec(spec: ModelSpec, load_pretrained: bool = False) -> ReIDModel:
@@ -98,5 +103,6 @@ def build_model(variant: str, backbone: str, num_classes: int, **options: Any) -
         >>> model.config["variant"], model.losses[-2:]
         ('full', ('rec', 'aln'))
     """
-    return model_from_spec(model_spec(variant, backbone, num_classes, **options),
-                           load_pretrained=True)
+    return model_from_spec(
+        model_spec(variant, backbone, num_classes, **options), load_pretrained=True
+    )

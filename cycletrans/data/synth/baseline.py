@@ -28,7 +28,7 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 def _centre(image: np.ndarray) -> np.ndarray:
     """The central region of an ``[H, W, 3]`` image (where the person is), as float [0, 1]."""
     h, w = image.shape[:2]
-    return image[h // 8: h * 7 // 8, w // 5: w * 4 // 5].astype(np.float32) / 255
+    return image[h // 8 : h * 7 // 8, w // 5 : w * 4 // 5].astype(np.float32) / 255
 
 
 def colour_histogram(image: np.ndarray, bins: int = 8) -> np.ndarray:
@@ -54,8 +54,9 @@ def grey_histogram(image: np.ndarray, bins: int = 16) -> np.ndarray:
     return np.sqrt(h / h.sum())
 
 
-def rank1(query: np.ndarray, query_ids: np.ndarray, gallery: np.ndarray,
-          gallery_ids: np.ndarray) -> float:
+def rank1(
+    query: np.ndarray, query_ids: np.ndarray, gallery: np.ndarray, gallery_ids: np.ndarray
+) -> float:
     """Rank-1 of camera-centred cosine nearest neighbour (``query [Q, D]``, ``gallery [G, D]``,
     each from one camera). Queries whose id is not in the gallery are not counted."""
     q = query - query.mean(axis=0)
@@ -69,8 +70,9 @@ def rank1(query: np.ndarray, query_ids: np.ndarray, gallery: np.ndarray,
     return float((best == query_ids[keep]).mean())
 
 
-def load_camera(root: str | Path, cam: int, pids: list[int] | None = None
-                ) -> tuple[list[np.ndarray], np.ndarray]:
+def load_camera(
+    root: str | Path, cam: int, pids: list[int] | None = None
+) -> tuple[list[np.ndarray], np.ndarray]:
     """All images (``uint8 [H, W, 3]``) and ids of one camera of a SYSU-layout folder."""
     folder = Path(root) / f"cam{cam}"
     if not folder.is_dir():
@@ -90,14 +92,19 @@ def modality_gap(root: str | Path, pids: list[int] | None = None) -> dict[str, f
     (mean of 1 / gallery identities over the infrared->visible pairs). NaN where no camera pair
     shares an identity."""
     cams = {c: load_camera(root, c, pids) for c in (*VISIBLE_CAMS, *INFRARED_CAMS)}
-    feats = {(c, kind): np.stack([f(im) for im in cams[c][0]]) for c in cams
-             for kind, f in (("colour", colour_histogram), ("grey", grey_histogram))
-             if cams[c][0]}
+    feats = {
+        (c, kind): np.stack([f(im) for im in cams[c][0]])
+        for c in cams
+        for kind, f in (("colour", colour_histogram), ("grey", grey_histogram))
+        if cams[c][0]
+    }
 
     def mean_rank1(pairs: list[tuple[int, int]], kind: str) -> float:
-        scores = [rank1(feats[q, kind], cams[q][1], feats[g, kind], cams[g][1])
-                  for q, g in pairs if (q, kind) in feats and (g, kind) in feats
-                  and np.isin(cams[q][1], cams[g][1]).any()]
+        scores = [
+            rank1(feats[q, kind], cams[q][1], feats[g, kind], cams[g][1])
+            for q, g in pairs
+            if (q, kind) in feats and (g, kind) in feats and np.isin(cams[q][1], cams[g][1]).any()
+        ]
         return float(np.mean(scores)) if scores else float("nan")
 
     cross = [(q, g) for q in INFRARED_CAMS for g in VISIBLE_CAMS]
@@ -105,6 +112,7 @@ def modality_gap(root: str | Path, pids: list[int] | None = None) -> dict[str, f
         "visible->visible": mean_rank1(list(permutations(VISIBLE_CAMS, 2)), "colour"),
         "infrared->visible": mean_rank1(cross, "grey"),
         "infrared->infrared": mean_rank1(list(permutations(INFRARED_CAMS, 2)), "grey"),
-        "chance": float(np.mean([1 / len(np.unique(cams[g][1])) for _, g in cross
-                                 if len(cams[g][1])])),
+        "chance": float(
+            np.mean([1 / len(np.unique(cams[g][1])) for _, g in cross if len(cams[g][1])])
+        ),
     }

@@ -26,17 +26,20 @@ def read_id_list(path: str | Path) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
-def derive_sysu_counts(mat_path: str | Path, exp_dir: str | Path
-                       ) -> list[tuple[int, str, tuple[int, ...]]]:
+def derive_sysu_counts(
+    mat_path: str | Path, exp_dir: str | Path
+) -> list[tuple[int, str, tuple[int, ...]]]:
     """Return ``(pid, split, (n_cam1..n_cam6))`` for every id with images, sorted by pid."""
     from scipy.io import loadmat
 
     cells = loadmat(str(mat_path))["rand_perm_cam"]
     if cells.shape[0] != 6:
-        raise ValueError(f"{mat_path}: expected 6 camera cells in rand_perm_cam, "
-                         f"found {cells.shape[0]}")
-    split_of = {pid: name for name in SPLITS
-                for pid in read_id_list(Path(exp_dir) / f"{name}_id.txt")}
+        raise ValueError(
+            f"{mat_path}: expected 6 camera cells in rand_perm_cam, found {cells.shape[0]}"
+        )
+    split_of = {
+        pid: name for name in SPLITS for pid in read_id_list(Path(exp_dir) / f"{name}_id.txt")
+    }
     counts: dict[int, list[int]] = {}
     for cam in range(6):
         column = cells[cam, 0]

@@ -93,15 +93,19 @@ def _regdb_name(seed: int, preset: Preset, pid: int, n: int, thermal: bool) -> s
     return f"{person.sex}_{pose.view}_{'t' if thermal else 'v'}_{pid:05d}_{n}.bmp"
 
 
-def _jobs(layout: str, seed: int, preset: Preset, pid: int, counts: tuple[int, ...]
-          ) -> list[_Job]:
+def _jobs(layout: str, seed: int, preset: Preset, pid: int, counts: tuple[int, ...]) -> list[_Job]:
     """All images of one identity."""
     if layout == "sysu":
-        return [_Job(pid, cam, n, f"cam{cam}/{pid:04d}/{n:04d}.jpg", cam)
-                for cam in range(1, 7) for n in range(1, counts[cam - 1] + 1)]
-    return [_Job(pid, cam, n, f"{folder}/{pid}/{_regdb_name(seed, preset, pid, n, cam == 2)}", 0)
-            for cam, folder in ((1, "Visible"), (2, "Thermal"))
-            for n in range(1, REGDB_IMAGES + 1)]
+        return [
+            _Job(pid, cam, n, f"cam{cam}/{pid:04d}/{n:04d}.jpg", cam)
+            for cam in range(1, 7)
+            for n in range(1, counts[cam - 1] + 1)
+        ]
+    return [
+        _Job(pid, cam, n, f"{folder}/{pid}/{_regdb_name(seed, preset, pid, n, cam == 2)}", 0)
+        for cam, folder in ((1, "Visible"), (2, "Thermal"))
+        for n in range(1, REGDB_IMAGES + 1)
+    ]
 
 
 def _encode(image: np.ndarray, path: str, quality: int) -> bytes:
@@ -119,8 +123,9 @@ def _write_identity(task: tuple[Path, str, int, Preset, list[_Job]]) -> int:
     cameras = SYSU_CAMERAS if layout == "sysu" else REGDB_CAMERAS
     person = sample_identity(seed, jobs[0].pid) if jobs else None
     for job in jobs:
-        pose = sample_pose(stream(seed, POSE, job.pid, job.pose_cam, job.n), person,
-                           preset.nuisance)
+        pose = sample_pose(
+            stream(seed, POSE, job.pid, job.pose_cam, job.n), person, preset.nuisance
+        )
         look = stream(seed, LOOK, job.pid, job.cam, job.n)
         image = render(person, cameras[job.cam], pose, look, preset, seed)
         path = out / job.path
@@ -129,15 +134,18 @@ def _write_identity(task: tuple[Path, str, int, Preset, list[_Job]]) -> int:
     return len(jobs)
 
 
-def _select(ids: str | Iterable[int] | None, the_plan: Plan, layout: str,
-            universe: list[int]) -> tuple[list[int], str | list[int]]:
+def _select(
+    ids: str | Iterable[int] | None, the_plan: Plan, layout: str, universe: list[int]
+) -> tuple[list[int], str | list[int]]:
     """The pids to generate and how synth.json names them."""
     if ids is None or (isinstance(ids, str) and ids == "all"):
         return universe, "all"
     if isinstance(ids, str) and ids == "test":
         if layout != "sysu":
-            raise ValueError("ids='test' needs the sysu layout: RegDB's test half changes with "
-                             "the trial; pass a list of ids instead")
+            raise ValueError(
+                "ids='test' needs the sysu layout: RegDB's test half changes with "
+                "the trial; pass a list of ids instead"
+            )
         return the_plan.splits["test"], "test"
     if isinstance(ids, str):
         raise ValueError(f"ids must be 'all', 'test' or a list of ids, got {ids!r}")
@@ -147,8 +155,10 @@ def _select(ids: str | Iterable[int] | None, the_plan: Plan, layout: str,
     chosen = sorted({int(i) for i in ids})
     unknown = sorted(set(chosen) - set(universe))
     if unknown or not chosen:
-        raise ValueError(f"ids must be a non-empty subset of the preset's {len(universe)} ids "
-                         f"({universe[0]}..{universe[-1]}); unknown: {unknown[:10]}")
+        raise ValueError(
+            f"ids must be a non-empty subset of the preset's {len(universe)} ids "
+            f"({universe[0]}..{universe[-1]}); unknown: {unknown[:10]}"
+        )
     return chosen, chosen
 
 
@@ -163,12 +173,16 @@ def _check_out_dir(out: Path, meta: dict) -> None:
         old = json.loads(marker.read_text())
         keys = ("version", "preset", "seed", "layout", "image_size")
         if any(old.get(k) != meta[k] for k in keys):
-            raise FileExistsError(f"{out} holds another synthetic set "
-                                  f"({ {k: old.get(k) for k in keys} }); expected "
-                                  f"{ {k: meta[k] for k in keys} } or an empty folder")
+            raise FileExistsError(
+                f"{out} holds another synthetic set "
+                f"({ {k: old.get(k) for k in keys} }); expected "
+                f"{ {k: meta[k] for k in keys} } or an empty folder"
+            )
     elif any(out.iterdir()):
-        raise FileExistsError(f"{out} is not empty and holds no synthetic set (no "
-                              f"{marker.relative_to(out)}): choose an empty or new folder")
+        raise FileExistsError(
+            f"{out} is not empty and holds no synthetic set (no "
+            f"{marker.relative_to(out)}): choose an empty or new folder"
+        )
 
 
 def _write_attributes(path: Path, seed: int, pids: list[int], split_of: dict[int, str]) -> None:
@@ -177,15 +191,18 @@ def _write_attributes(path: Path, seed: int, pids: list[int], split_of: dict[int
         writer = csv.DictWriter(f, columns, lineterminator="\n")
         writer.writeheader()
         for pid in pids:
-            writer.writerow({**attribute_row(sample_identity(seed, pid)),
-                             "split": split_of.get(pid, "")})
+            writer.writerow(
+                {**attribute_row(sample_identity(seed, pid)), "split": split_of.get(pid, "")}
+            )
 
 
 def _write_sysu_meta(out: Path, the_plan: Plan, seed: int) -> None:
     exp = out / "exp"
     exp.mkdir(parents=True, exist_ok=True)
-    for name, pids in (*((s, the_plan.splits[s]) for s in SPLITS),
-                       ("available", the_plan.available)):
+    for name, pids in (
+        *((s, the_plan.splits[s]) for s in SPLITS),
+        ("available", the_plan.available),
+    ):
         (exp / f"{name}_id.txt").write_text(",".join(str(p) for p in pids) + "\n")
     split_of = {pid: name for name, pids in the_plan.splits.items() for pid in pids}
     _write_attributes(exp / "attributes.csv", seed, sorted(the_plan.counts), split_of)
@@ -204,22 +221,35 @@ def regdb_trials(seed: int, pids: list[int]) -> list[tuple[list[int], list[int]]
 def _write_regdb_meta(out: Path, seed: int, preset: Preset, pids: list[int]) -> None:
     idx = out / "idx"
     idx.mkdir(parents=True, exist_ok=True)
-    names = {(pid, thermal): sorted(_regdb_name(seed, preset, pid, n, thermal)
-                                    for n in range(1, REGDB_IMAGES + 1))
-             for pid in pids for thermal in (False, True)}
+    names = {
+        (pid, thermal): sorted(
+            _regdb_name(seed, preset, pid, n, thermal) for n in range(1, REGDB_IMAGES + 1)
+        )
+        for pid in pids
+        for thermal in (False, True)
+    }
     for trial, halves in enumerate(regdb_trials(seed, pids), start=1):
         for split, split_ids in zip(("train", "test"), halves, strict=True):
             for thermal, folder in ((False, "Visible"), (True, "Thermal")):
-                lines = [f"{folder}/{pid}/{name} {label}"
-                         for label, pid in enumerate(split_ids) for name in names[pid, thermal]]
+                lines = [
+                    f"{folder}/{pid}/{name} {label}"
+                    for label, pid in enumerate(split_ids)
+                    for name in names[pid, thermal]
+                ]
                 modality = "thermal" if thermal else "visible"
                 (idx / f"{split}_{modality}_{trial}.txt").write_text("\n".join(lines) + "\n")
     _write_attributes(out / "attributes.csv", seed, pids, {})
 
 
-def generate(out_dir: str | Path, preset: str | Preset = "demo", seed: int = 0,
-             layout: str = "sysu", ids: str | Iterable[int] | None = None,
-             progress: bool = True, workers: int = 1) -> Summary:
+def generate(
+    out_dir: str | Path,
+    preset: str | Preset = "demo",
+    seed: int = 0,
+    layout: str = "sysu",
+    ids: str | Iterable[int] | None = None,
+    progress: bool = True,
+    workers: int = 1,
+) -> Summary:
     """Generate the synthetic visible/infrared pedestrian set into ``out_dir``.
 
     Args:
@@ -249,14 +279,23 @@ def generate(out_dir: str | Path, preset: str | Preset = "demo", seed: int = 0,
     pids, ids_meta = _select(ids, the_plan, layout, universe)
     per_cam = np.sum([the_plan.counts[p] for p in universe], axis=0)
     meta = {
-        "generator": "cycletrans.data.synth", "version": GENERATOR_VERSION,
-        "preset": the_preset.name, "seed": seed, "layout": layout,
-        "image_size": [the_preset.height, the_preset.width], "ids": ids_meta,
-        "identities": ({s: len(the_plan.splits[s]) for s in (*SPLITS, "unused")}
-                       if layout == "sysu" else {"all": len(universe)}),
-        "images": ({f"cam{c}": int(per_cam[c - 1]) for c in range(1, 7)} if layout == "sysu"
-                   else {"visible": REGDB_IMAGES * len(universe),
-                         "thermal": REGDB_IMAGES * len(universe)}),
+        "generator": "cycletrans.data.synth",
+        "version": GENERATOR_VERSION,
+        "preset": the_preset.name,
+        "seed": seed,
+        "layout": layout,
+        "image_size": [the_preset.height, the_preset.width],
+        "ids": ids_meta,
+        "identities": (
+            {s: len(the_plan.splits[s]) for s in (*SPLITS, "unused")}
+            if layout == "sysu"
+            else {"all": len(universe)}
+        ),
+        "images": (
+            {f"cam{c}": int(per_cam[c - 1]) for c in range(1, 7)}
+            if layout == "sysu"
+            else {"visible": REGDB_IMAGES * len(universe), "thermal": REGDB_IMAGES * len(universe)}
+        ),
     }
     out = Path(out_dir)
     _check_out_dir(out, meta)
@@ -271,8 +310,10 @@ def generate(out_dir: str | Path, preset: str | Preset = "demo", seed: int = 0,
         _write_regdb_meta(out, seed, the_preset, universe)
     # Written first (so an interrupted run can be resumed), marked complete at the end.
     marker.write_text(json.dumps({**meta, "complete": False}, indent=2) + "\n")
-    tasks = [(out, layout, seed, the_preset,
-              _jobs(layout, seed, the_preset, pid, the_plan.counts[pid])) for pid in pids]
+    tasks = [
+        (out, layout, seed, the_preset, _jobs(layout, seed, the_preset, pid, the_plan.counts[pid]))
+        for pid in pids
+    ]
     total = sum(len(t[-1]) for t in tasks)
     start = time.perf_counter()
     with tqdm(total=total, unit="img", disable=not progress, desc="synth") as bar:

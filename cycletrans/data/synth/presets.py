@@ -68,8 +68,7 @@ SYSU_CAMERAS: dict[int, CameraSpec] = {
     2: CameraSpec(2, VISIBLE, "lab", cast=(0.92, 1.0, 1.1), gain=0.9, offset=0.02, blur=0.4),
     3: CameraSpec(3, INFRARED, "lab", gain=1.0, offset=0.02, blur=0.6),
     4: CameraSpec(4, VISIBLE, "courtyard", cast=(1.0, 1.03, 0.95), gain=1.08, blur=0.3),
-    5: CameraSpec(5, VISIBLE, "street", cast=(1.08, 0.98, 0.94), gain=0.95, offset=-0.02,
-                  blur=0.5),
+    5: CameraSpec(5, VISIBLE, "street", cast=(1.08, 0.98, 0.94), gain=0.95, offset=-0.02, blur=0.5),
     6: CameraSpec(6, INFRARED, "garden", gain=0.92, offset=0.0, blur=0.7),
 }
 # RegDB: one dual-camera system (visible + thermal) watching the same street.
@@ -101,12 +100,16 @@ class Preset:
 
     def __post_init__(self) -> None:
         if self.height < 16 or self.width < 8 or self.supersample < 1:
-            raise ValueError(f"preset {self.name!r}: image size {self.height}x{self.width} "
-                             f"(supersample {self.supersample}) is too small: expected at least "
-                             "16x8 and supersample >= 1")
+            raise ValueError(
+                f"preset {self.name!r}: image size {self.height}x{self.width} "
+                f"(supersample {self.supersample}) is too small: expected at least "
+                "16x8 and supersample >= 1"
+            )
         if len(self.presence) != 6 or not 1 <= self.images[0] <= self.images[1]:
-            raise ValueError(f"preset {self.name!r}: expected 6 presence probabilities and "
-                             f"1 <= images[0] <= images[1], got {self.presence}, {self.images}")
+            raise ValueError(
+                f"preset {self.name!r}: expected 6 presence probabilities and "
+                f"1 <= images[0] <= images[1], got {self.presence}, {self.images}"
+            )
 
 
 PRESETS: dict[str, Preset] = {
@@ -142,8 +145,10 @@ class Plan:
 def load_counts_table(name: str) -> tuple[tuple[int, str, tuple[int, ...]], ...]:
     """Read a shipped counts CSV into ``(pid, split, (n_cam1..n_cam6))`` rows."""
     text = importlib.resources.files("cycletrans.data.synth").joinpath(name).read_text()
-    return tuple((int(r["pid"]), r["split"], tuple(int(r[f"n_cam{c}"]) for c in range(1, 7)))
-                 for r in csv.DictReader(text.splitlines()))
+    return tuple(
+        (int(r["pid"]), r["split"], tuple(int(r[f"n_cam{c}"]) for c in range(1, 7)))
+        for r in csv.DictReader(text.splitlines())
+    )
 
 
 def _sampled_counts(preset: Preset, seed: int, pid: int) -> tuple[int, ...]:
@@ -163,13 +168,16 @@ def plan(preset: Preset, seed: int) -> Plan:
     """The split and per-camera image counts of ``preset`` for ``seed``."""
     if preset.counts_table is not None:
         rows = load_counts_table(preset.counts_table)
-        splits = {name: sorted(pid for pid, s, _ in rows if s == name)
-                  for name in (*SPLITS, "unused")}
+        splits = {
+            name: sorted(pid for pid, s, _ in rows if s == name) for name in (*SPLITS, "unused")
+        }
         return Plan(splits, {pid: counts for pid, _, counts in rows})
     total = sum(preset.num_ids)
     order = stream(seed, SPLIT).permutation(np.arange(1, total + 1))
     bounds = np.cumsum((0, *preset.num_ids))
-    splits = {name: sorted(int(p) for p in order[bounds[i]:bounds[i + 1]])
-              for i, name in enumerate(SPLITS)}
+    splits = {
+        name: sorted(int(p) for p in order[bounds[i] : bounds[i + 1]])
+        for i, name in enumerate(SPLITS)
+    }
     splits["unused"] = []
     return Plan(splits, {pid: _sampled_counts(preset, seed, pid) for pid in range(1, total + 1)})

@@ -67,8 +67,15 @@ def sample_pose(rng: np.random.Generator, identity: Identity, nuisance: Nuisance
     dy = nuisance.shift_jitter * float(rng.normal()) * 0.5
     if rng.random() < nuisance.truncation:
         dy += float(rng.choice((-1, 1)) * rng.uniform(0.06, 0.14))
-    return Pose(view, yaw, float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(0.05, 0.45)),
-                float(np.clip(fill, 0.6, 1.05)), nuisance.shift_jitter * float(rng.normal()), dy)
+    return Pose(
+        view,
+        yaw,
+        float(rng.uniform(0, 2 * math.pi)),
+        float(rng.uniform(0.05, 0.45)),
+        float(np.clip(fill, 0.6, 1.05)),
+        nuisance.shift_jitter * float(rng.normal()),
+        dy,
+    )
 
 
 @dataclass(frozen=True)
@@ -90,11 +97,17 @@ class _Canvas:
         self.draw = ImageDraw.Draw(self.label)
         self.materials: list[_Material] = []
 
-    def material(self, rgb: tuple[int, ...], thermal: float, frame: tuple[float, float, float],
-                 garment: Garment | None = None) -> int:
+    def material(
+        self,
+        rgb: tuple[int, ...],
+        thermal: float,
+        frame: tuple[float, float, float],
+        garment: Garment | None = None,
+    ) -> int:
         if garment is not None and garment.pattern in ("hstripes", "vstripes", "checks"):
-            m = _Material(rgb, thermal, garment.rgb2, garment.thermal2, garment.pattern,
-                          garment.period, frame)
+            m = _Material(
+                rgb, thermal, garment.rgb2, garment.thermal2, garment.pattern, garment.period, frame
+            )
         else:
             m = _Material(rgb, thermal, rgb, thermal, "solid", 0.0, frame)
         if len(self.materials) == 255:
@@ -120,18 +133,20 @@ def _lerp(a: Point, b: Point, t: float) -> Point:
     return (a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]))
 
 
-def _arc(centre: Point, rx: float, ry: float, start: float, end: float, n: int = 14
-         ) -> list[Point]:
+def _arc(centre: Point, rx: float, ry: float, start: float, end: float, n: int = 14) -> list[Point]:
     """Points along an ellipse from angle ``start`` to ``end`` (radians, y down)."""
-    return [(centre[0] + rx * math.cos(t), centre[1] + ry * math.sin(t))
-            for t in np.linspace(start, end, n)]
+    return [
+        (centre[0] + rx * math.cos(t), centre[1] + ry * math.sin(t))
+        for t in np.linspace(start, end, n)
+    ]
 
 
 class _Person:
     """Draws one identity in one pose onto a canvas (body units: fractions of body height)."""
 
-    def __init__(self, canvas: _Canvas, person: Identity, pose: Pose, cx: float, top: float,
-                 scale: float):
+    def __init__(
+        self, canvas: _Canvas, person: Identity, pose: Pose, cx: float, top: float, scale: float
+    ):
         self.c, self.s = math.cos(pose.yaw), math.sin(pose.yaw)
         self.canvas, self.p, self.pose, self.k = canvas, person, pose, scale
         self.frame = (cx, top, scale)
@@ -177,8 +192,11 @@ class _Person:
             bend = 1.2 * self.pose.stride * max(0.0, math.sin(phase + 1.3))
             hip = (side * self.hw * 0.5, self.yh, 0.0)
             knee = (hip[0], hip[1] + thigh * math.cos(a), thigh * math.sin(a))
-            ankle = (hip[0], knee[1] + shin * math.cos(a - bend),
-                     knee[2] + shin * math.sin(a - bend))
+            ankle = (
+                hip[0],
+                knee[1] + shin * math.cos(a - bend),
+                knee[2] + shin * math.sin(a - bend),
+            )
             out.append((self.depth(hip[0]), [hip, knee, ankle]))
         return sorted(out, key=lambda t: t[0])
 
@@ -191,8 +209,11 @@ class _Person:
             bend = 0.15 + max(0.0, swing) * 1.2
             sh = (side * (self.sw - 0.015), self.ys + 0.015, 0.0)
             elbow = (sh[0] + side * 0.012, sh[1] + 0.165 * math.cos(swing), 0.165 * math.sin(swing))
-            wrist = (elbow[0] + side * 0.006, elbow[1] + 0.15 * math.cos(swing + bend),
-                     elbow[2] + 0.15 * math.sin(swing + bend))
+            wrist = (
+                elbow[0] + side * 0.006,
+                elbow[1] + 0.15 * math.cos(swing + bend),
+                elbow[2] + 0.15 * math.sin(swing + bend),
+            )
             out.append((self.depth(sh[0]), [sh, elbow, wrist]))
         return sorted(out, key=lambda t: t[0])
 
@@ -248,9 +269,12 @@ class _Person:
         ankle = pts[2]
         toe = 0.025 * self.s * self.k  # the shoe points where the person walks (side view)
         tall = 0.05 if shoes.kind == "boots" else 0.024
-        self.canvas.ellipse((ankle[0] + toe, ankle[1] + (0.036 - tall) * self.k),
-                            self.half(0.032, 0.05), tall * self.k,
-                            self.mat(shoes.rgb, shoes.thermal))
+        self.canvas.ellipse(
+            (ankle[0] + toe, ankle[1] + (0.036 - tall) * self.k),
+            self.half(0.032, 0.05),
+            tall * self.k,
+            self.mat(shoes.rgb, shoes.thermal),
+        )
 
     def arm(self, joints: list[tuple[float, float, float]], skin: int) -> None:
         pts = [self.px(*j) for j in joints]
@@ -259,8 +283,11 @@ class _Person:
         top = self.p.top
         if top.kind in ("longsleeve", "jacket"):
             label = self.mat(top.rgb, top.thermal, top)
-            self.canvas.limb([*pts[:2], _lerp(pts[1], pts[2], 0.75)],
-                             width * (1.35 if top.kind == "jacket" else 1.15), label)
+            self.canvas.limb(
+                [*pts[:2], _lerp(pts[1], pts[2], 0.75)],
+                width * (1.35 if top.kind == "jacket" else 1.15),
+                label,
+            )
         elif top.kind == "tshirt":
             label = self.mat(top.rgb, top.thermal, top)
             self.canvas.limb([pts[0], _lerp(pts[0], pts[1], 0.55)], width * 1.35, label)
@@ -272,14 +299,20 @@ class _Person:
         if bottom is not None:
             label = self.mat(bottom.rgb, bottom.thermal, bottom)
             if bottom.kind == "skirt":
-                self.slab([(yh - 0.05, self.hw, self.td), (yh + 0.22, self.hw * 1.5,
-                                                            self.td * 1.4)], label)
+                self.slab(
+                    [(yh - 0.05, self.hw, self.td), (yh + 0.22, self.hw * 1.5, self.td * 1.4)],
+                    label,
+                )
             else:  # pelvis of trousers and shorts
                 self.slab([(yh - 0.05, self.hw, self.td), (yh + 0.05, self.hw, self.td)], label)
         label = self.mat(top.rgb, top.thermal, top)
         hem = yh + {"tshirt": 0.02, "longsleeve": 0.03, "jacket": 0.07, "dress": 0.0}[top.kind]
-        rows = [(ys - 0.012, self.sw * 0.75, self.td * 0.8), (ys + 0.012, self.sw, self.td),
-                (ys + 0.12, self.sw * 0.92, self.td), (hem, self.hw * 1.05, self.td * 1.05)]
+        rows = [
+            (ys - 0.012, self.sw * 0.75, self.td * 0.8),
+            (ys + 0.012, self.sw, self.td),
+            (ys + 0.12, self.sw * 0.92, self.td),
+            (hem, self.hw * 1.05, self.td * 1.05),
+        ]
         if top.kind == "dress":
             rows.append((yh + 0.24, self.hw * 1.55, self.td * 1.5))
         if top.kind == "jacket":
@@ -290,8 +323,12 @@ class _Person:
             self.slab([(ys + 0.005, self.sw * 0.22, 0), (hem - 0.01, self.hw * 0.3, 0)], inner)
         if top.pattern == "logo" and self.c > 0.35:
             mark = self.canvas.material(top.rgb2, top.thermal2, self.frame)
-            self.canvas.ellipse(self.px(0.0, ys + 0.09), self.half(top.period * 1.3, 0),
-                                top.period * 1.3 * self.k, mark)
+            self.canvas.ellipse(
+                self.px(0.0, ys + 0.09),
+                self.half(top.period * 1.3, 0),
+                top.period * 1.3 * self.k,
+                mark,
+            )
         if p.inner is not None and p.inner.pattern == "logo" and self.c > 0.35:
             mark = self.canvas.material(p.inner.rgb2, p.inner.thermal2, self.frame)
             self.canvas.ellipse(self.px(0.0, ys + 0.09), self.half(0.018, 0), 0.02 * self.k, mark)
@@ -308,10 +345,17 @@ class _Person:
                 self.canvas.polygon(_arc(centre, rx, ry, math.pi, 2 * math.pi), hair)
         elif self.c > 0.3:  # face
             self.canvas.ellipse(centre, rx, ry, skin)
-            reach = {"shaved": -0.25, "short": 0.1, "bob": 0.35, "long": 0.3, "ponytail": 0.1,
-                     "bun": 0.05}[p.hair_style]
-            self.canvas.polygon(_arc(centre, rx * 1.06, ry * 1.06, math.pi - reach,
-                                     2 * math.pi + reach), hair)
+            reach = {
+                "shaved": -0.25,
+                "short": 0.1,
+                "bob": 0.35,
+                "long": 0.3,
+                "ponytail": 0.1,
+                "bun": 0.05,
+            }[p.hair_style]
+            self.canvas.polygon(
+                _arc(centre, rx * 1.06, ry * 1.06, math.pi - reach, 2 * math.pi + reach), hair
+            )
         else:  # profile: hair on the back half, face on the front half
             self.canvas.ellipse(centre, rx, ry, hair)
             front = (centre[0] + self.facing * rx * 0.3, centre[1] + ry * 0.15)
@@ -325,18 +369,24 @@ class _Person:
                 x0, x1 = centre[0] - rx * 0.85, centre[0] + rx * 0.85
             else:
                 x0, x1 = sorted((centre[0] + self.facing * rx * 0.05, centre[0] + self.facing * rx))
-            self.canvas.polygon([(x0, y), (x1, y), (x1, y + 0.14 * hs * self.k),
-                                 (x0, y + 0.14 * hs * self.k)], glasses)
+            self.canvas.polygon(
+                [(x0, y), (x1, y), (x1, y + 0.14 * hs * self.k), (x0, y + 0.14 * hs * self.k)],
+                glasses,
+            )
         if p.hat is not None:
             hat = self.mat(p.hat.rgb, p.hat.thermal)
             lift = 0.15 if p.hat.kind == "cap" else 0.3
-            self.canvas.polygon(_arc(centre, rx * 1.1, ry * 1.1, math.pi - lift,
-                                     2 * math.pi + lift), hat)
+            self.canvas.polygon(
+                _arc(centre, rx * 1.1, ry * 1.1, math.pi - lift, 2 * math.pi + lift), hat
+            )
             if p.hat.kind == "cap" and self.c > -0.3:  # the brim points where the face does
                 brim_x = centre[0] + (0 if self.c > 0.3 else self.facing * rx * 0.9)
-                self.canvas.ellipse((brim_x, centre[1] - ry * 0.12), rx * (1.1 if self.c > 0.3
-                                                                              else 0.7),
-                                    ry * 0.12, hat)
+                self.canvas.ellipse(
+                    (brim_x, centre[1] - ry * 0.12),
+                    rx * (1.1 if self.c > 0.3 else 0.7),
+                    ry * 0.12,
+                    hat,
+                )
 
     def hair_mass(self) -> None:
         """Long hair or a bob: behind the body (front view) or over the back (back, side)."""
@@ -349,8 +399,12 @@ class _Person:
             w0, w1 = self.half(0.47 * hs, 0.3 * hs), self.half(0.5 * hs, 0.3 * hs)
             self.canvas.polygon([(x - w0, y0), (x + w0, y0), (x + w1, y1), (x - w1, y1)], hair)
         elif p.hair_style == "bob":
-            self.canvas.ellipse(self.px(0.0, hs * 0.62, -0.1 * hs),
-                                self.half(0.46 * hs, 0.3 * hs), hs * 0.5 * self.k, hair)
+            self.canvas.ellipse(
+                self.px(0.0, hs * 0.62, -0.1 * hs),
+                self.half(0.46 * hs, 0.3 * hs),
+                hs * 0.5 * self.k,
+                hair,
+            )
 
     def hair_accents(self) -> None:
         """Over the head: long strands on the shoulders (front view), ponytail or bun (back)."""
@@ -358,15 +412,24 @@ class _Person:
         hair = self.mat(p.hair_rgb, p.hair_thermal)
         if self.c > 0.3 and p.hair_style == "long":
             for side in (-1, 1):
-                self.canvas.limb([self.px(side * 0.4 * hs, 0.55 * hs),
-                                  self.px(side * 0.45 * hs, self.ys + 0.07)], 0.13 * hs * self.k,
-                                 hair)
+                self.canvas.limb(
+                    [
+                        self.px(side * 0.4 * hs, 0.55 * hs),
+                        self.px(side * 0.45 * hs, self.ys + 0.07),
+                    ],
+                    0.13 * hs * self.k,
+                    hair,
+                )
         elif self.c <= 0.3 and p.hair_style == "ponytail":
-            self.canvas.limb([self.px(0.0, 0.35 * hs, -0.45 * hs),
-                              self.px(0.0, hs + 0.05, -0.5 * hs)], 0.045 * self.k, hair)
+            self.canvas.limb(
+                [self.px(0.0, 0.35 * hs, -0.45 * hs), self.px(0.0, hs + 0.05, -0.5 * hs)],
+                0.045 * self.k,
+                hair,
+            )
         elif self.c <= 0.3 and p.hair_style == "bun":
-            self.canvas.ellipse(self.px(0.0, 0.15 * hs, -0.4 * hs), 0.2 * hs * self.k,
-                                0.2 * hs * self.k, hair)
+            self.canvas.ellipse(
+                self.px(0.0, 0.15 * hs, -0.4 * hs), 0.2 * hs * self.k, 0.2 * hs * self.k, hair
+            )
 
     def backpack(self) -> None:
         bp = self.p.backpack
@@ -379,8 +442,14 @@ class _Person:
     def straps(self, item: Item) -> None:
         label = self.mat(item.rgb, item.thermal)
         for side in (-1, 1):
-            self.canvas.limb([self.px(side * self.sw * 0.55, self.ys),
-                              self.px(side * self.sw * 0.6, self.ys + 0.17)], 0.018 * self.k, label)
+            self.canvas.limb(
+                [
+                    self.px(side * self.sw * 0.55, self.ys),
+                    self.px(side * self.sw * 0.6, self.ys + 0.17),
+                ],
+                0.018 * self.k,
+                label,
+            )
 
     def bag(self) -> None:
         bag = self.p.bag
@@ -394,12 +463,14 @@ class _Person:
         self.canvas.draw.rectangle((cx - w, cy - h, cx + w, cy + h), fill=label)
         # A shoulder bag's strap crosses the chest; a tote hangs from the same shoulder.
         strap = self.px(side * self.sw if tote else -side * self.sw * 0.6, self.ys)
-        self.canvas.draw.line([strap, (cx, cy - h)], fill=label,
-                              width=max(1, round(0.012 * self.k)))
+        self.canvas.draw.line(
+            [strap, (cx, cy - h)], fill=label, width=max(1, round(0.012 * self.k))
+        )
 
 
-def _occluder(canvas: _Canvas, rng: np.random.Generator, height: int, width: int,
-              nuisance: Nuisance) -> None:
+def _occluder(
+    canvas: _Canvas, rng: np.random.Generator, height: int, width: int, nuisance: Nuisance
+) -> None:
     """A random object, or a partial passer-by, in front of the person."""
     kind = ("box", "pole", "bin", "person")[int(rng.integers(4))]
     frame = (width / 2, 0.0, float(height))
@@ -465,8 +536,14 @@ def _colour(canvas: _Canvas, background: np.ndarray, infrared: bool) -> np.ndarr
     return np.where(person[..., None], out * shade[..., None], background)
 
 
-def render(person: Identity, camera: CameraSpec, pose: Pose, look: np.random.Generator,
-           preset: Preset, seed: int) -> np.ndarray:
+def render(
+    person: Identity,
+    camera: CameraSpec,
+    pose: Pose,
+    look: np.random.Generator,
+    preset: Preset,
+    seed: int,
+) -> np.ndarray:
     """Render ``person`` in ``pose`` as seen by ``camera``.
 
     ``look`` is the image's random stream (occlusion, illumination, background window, blur,
@@ -485,7 +562,7 @@ def render(person: Identity, camera: CameraSpec, pose: Pose, look: np.random.Gen
     rgb, thermal = scene_images(seed, camera.scene, H, W)
     y0 = int(look.integers(0, rgb.shape[0] - H + 1))
     x0 = int(look.integers(0, rgb.shape[1] - W + 1))
-    background = (thermal if infrared else rgb)[y0:y0 + H, x0:x0 + W]
+    background = (thermal if infrared else rgb)[y0 : y0 + H, x0 : x0 + W]
     image = _colour(canvas, background, infrared)
     # Box-downsample the supersampled image (anti-aliasing).
     h, w = preset.height, preset.width

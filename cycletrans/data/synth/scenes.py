@@ -25,8 +25,14 @@ OUTDOOR = ("courtyard", "street", "garden", "campus")
 SCENES = INDOOR + OUTDOOR
 PANORAMA = (1.12, 3.0)  # scene size relative to the image (height, width)
 
-WALLS = ((222, 212, 188), (232, 232, 226), (196, 198, 200), (200, 216, 196), (196, 210, 226),
-         (214, 196, 172))
+WALLS = (
+    (222, 212, 188),
+    (232, 232, 226),
+    (196, 198, 200),
+    (200, 216, 196),
+    (196, 210, 226),
+    (214, 196, 172),
+)
 FLOORS = ((150, 150, 146), (128, 96, 66), (86, 110, 96), (176, 170, 160), (110, 110, 120))
 FACADES = ((164, 84, 66), (170, 170, 166), (214, 204, 178), (140, 132, 120), (196, 186, 164))
 GROUNDS = ((140, 140, 136), (96, 96, 100), (170, 160, 140), (120, 112, 104))
@@ -49,8 +55,9 @@ class _Painter:
         self._rgb.ellipse(box, fill=tuple(rgb))
         self._ir.ellipse(box, fill=int(thermal * 255))
 
-    def line(self, points: list[tuple[float, float]], rgb: tuple[int, ...], thermal: float,
-             width: int) -> None:
+    def line(
+        self, points: list[tuple[float, float]], rgb: tuple[int, ...], thermal: float, width: int
+    ) -> None:
         self._rgb.line(points, fill=tuple(rgb), width=width)
         self._ir.line(points, fill=int(thermal * 255), width=width)
 
@@ -73,8 +80,9 @@ def _indoor(rng: np.random.Generator, h: int, w: int) -> _Painter:
     for y in range(horizon + tile // 2, h, tile):  # floor tiles, denser toward the horizon
         p.line([(0, y), (w, y)], _shade(floor, 0.8), 0.2, max(1, h // 160))
     for x in range(-w, 2 * w, tile * 3):
-        p.line([(x, horizon), (x + (x - w / 2) * 0.6, h)], _shade(floor, 0.8), 0.2,
-               max(1, h // 160))
+        p.line(
+            [(x, horizon), (x + (x - w / 2) * 0.6, h)], _shade(floor, 0.8), 0.2, max(1, h // 160)
+        )
     p.rect((0, horizon - h * 0.025, w, horizon), _shade(wall, 0.6), 0.22)  # skirting board
     x = rng.uniform(0, w * 0.1)
     while x < w:
@@ -83,21 +91,33 @@ def _indoor(rng: np.random.Generator, h: int, w: int) -> _Painter:
         colour = tuple(int(c) for c in rng.integers(30, 230, 3))
         if kind == "door":
             p.rect((x, horizon - h * 0.5, x + width, horizon), _shade(colour, 0.7), 0.27)
-            p.rect((x + width * 0.8, horizon - h * 0.27, x + width * 0.88, horizon - h * 0.24),
-                   (200, 200, 190), 0.3)
+            p.rect(
+                (x + width * 0.8, horizon - h * 0.27, x + width * 0.88, horizon - h * 0.24),
+                (200, 200, 190),
+                0.3,
+            )
         elif kind == "window":
             p.rect((x, h * 0.08, x + width * 1.5, horizon - h * 0.28), (210, 226, 240), 0.12)
-            p.line([(x + width * 0.75, h * 0.08), (x + width * 0.75, horizon - h * 0.28)],
-                   (240, 240, 240), 0.2, max(1, h // 80))
+            p.line(
+                [(x + width * 0.75, h * 0.08), (x + width * 0.75, horizon - h * 0.28)],
+                (240, 240, 240),
+                0.2,
+                max(1, h // 80),
+            )
         elif kind == "poster":
             p.rect((x, horizon - h * 0.42, x + width * 0.8, horizon - h * 0.22), colour, 0.3)
         elif kind == "radiator":
-            p.rect((x, horizon - h * 0.16, x + width * 1.4, horizon - h * 0.04), (222, 222, 218),
-                   0.62)
+            p.rect(
+                (x, horizon - h * 0.16, x + width * 1.4, horizon - h * 0.04), (222, 222, 218), 0.62
+            )
             for k in range(1, 6):
                 xx = x + width * 1.4 * k / 6
-                p.line([(xx, horizon - h * 0.16), (xx, horizon - h * 0.04)], (170, 170, 166),
-                       0.5, max(1, h // 128))
+                p.line(
+                    [(xx, horizon - h * 0.16), (xx, horizon - h * 0.04)],
+                    (170, 170, 166),
+                    0.5,
+                    max(1, h // 128),
+                )
         elif kind == "pillar":
             p.rect((x, 0, x + width * 0.8, horizon + h * 0.02), _shade(wall, 0.85), 0.3)
         elif kind == "cabinet":
@@ -128,35 +148,47 @@ def _outdoor(rng: np.random.Generator, h: int, w: int) -> _Painter:
         kind = _pick(rng, ("tree", "pole", "car", "bush", "bench"))
         width = w * rng.uniform(0.05, 0.1)
         if kind == "tree":
-            p.rect((x + width * 0.4, horizon - h * 0.35, x + width * 0.6, horizon + h * 0.03),
-                   (90, 66, 44), 0.28)
-            p.ellipse((x - width * 0.3, horizon - h * 0.75, x + width * 1.3, horizon - h * 0.3),
-                      tuple(int(c) for c in rng.integers((30, 80, 30), (80, 150, 70))), 0.2)
+            p.rect(
+                (x + width * 0.4, horizon - h * 0.35, x + width * 0.6, horizon + h * 0.03),
+                (90, 66, 44),
+                0.28,
+            )
+            p.ellipse(
+                (x - width * 0.3, horizon - h * 0.75, x + width * 1.3, horizon - h * 0.3),
+                tuple(int(c) for c in rng.integers((30, 80, 30), (80, 150, 70))),
+                0.2,
+            )
         elif kind == "pole":
-            p.rect((x, h * 0.05, x + max(2, width * 0.12), horizon + h * 0.04), (110, 110, 114),
-                   0.25)
+            p.rect(
+                (x, h * 0.05, x + max(2, width * 0.12), horizon + h * 0.04), (110, 110, 114), 0.25
+            )
             p.rect((x - width * 0.2, h * 0.05, x + width * 0.3, h * 0.08), (230, 230, 200), 0.5)
         elif kind == "car":
             colour = tuple(int(c) for c in rng.integers(30, 230, 3))
             p.rect((x, horizon - h * 0.16, x + width * 2.6, horizon + h * 0.02), colour, 0.45)
-            p.rect((x + width * 0.5, horizon - h * 0.26, x + width * 2.0, horizon - h * 0.15),
-                   (70, 80, 92), 0.2)
+            p.rect(
+                (x + width * 0.5, horizon - h * 0.26, x + width * 2.0, horizon - h * 0.15),
+                (70, 80, 92),
+                0.2,
+            )
             for wx in (x + width * 0.5, x + width * 2.1):
-                p.ellipse((wx - h * 0.04, horizon - h * 0.02, wx + h * 0.04, horizon + h * 0.06),
-                          (20, 20, 20), 0.35)
+                p.ellipse(
+                    (wx - h * 0.04, horizon - h * 0.02, wx + h * 0.04, horizon + h * 0.06),
+                    (20, 20, 20),
+                    0.35,
+                )
         elif kind == "bush":
-            p.ellipse((x, horizon - h * 0.12, x + width * 1.5, horizon + h * 0.03),
-                      (50, 100, 50), 0.22)
+            p.ellipse(
+                (x, horizon - h * 0.12, x + width * 1.5, horizon + h * 0.03), (50, 100, 50), 0.22
+            )
         else:
-            p.rect((x, horizon - h * 0.08, x + width * 1.6, horizon - h * 0.05), (120, 84, 50),
-                   0.3)
+            p.rect((x, horizon - h * 0.08, x + width * 1.6, horizon - h * 0.05), (120, 84, 50), 0.3)
         x += width * rng.uniform(1.5, 4.0)
     return p
 
 
 @lru_cache(maxsize=32)
-def scene_images(seed: int, scene: str, height: int, width: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def scene_images(seed: int, scene: str, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """The panorama of ``scene`` for images of ``height`` x ``width`` pixels.
 
     Returns ``(rgb [Hp, Wp, 3], thermal [Hp, Wp])`` float32 in [0, 1] with
