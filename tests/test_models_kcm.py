@@ -219,3 +219,31 @@ def test_cosine_scores_are_bounded_by_one_over_the_temperature(cosine_kcm):
 def test_unknown_capture_scores_are_refused():
     with pytest.raises(ValueError, match="capture_scores must be one of"):
         KCM(dim=4, capture_scores="l2")
+
+
+@pytest.mark.parametrize("scores", ["dot", "cosine"])
+def test_position_embedding_enters_the_keys_only_on_both_paths(scores):
+    torch.manual_seed(3)
+    kcm = KCM(dim=6, attn_dim=4, capture_scores=scores, positions=5, position_std=1.0).double()
+    tokens = torch.randn(2, 5, 6, dtype=torch.double)
+    anchors = torch.randn(3, 6, dtype=torch.double)
+    refined = kcm.refine(tokens)
+    # eq. 5 with keys (F~ + E) W_tau and values F~
+    plain = KCM(dim=6, attn_dim=4, capture_scores=scores).double()
+    plain.load_state_dict({k: v for k, v in kcm.state_dict().items() if k != "position"})
+    keyed_scores = plain.scores(refined + kcm.position, anchors)
+    expected = keyed_scores.softmax(dim=-1) @ refined
+    torch.testing.assert_close(kcm.capture(refined, anchors), expected)
+    torch.testing.assert_close(kcm(tokens, anchors), expected)
+    torch.testing.assert_close(kcm.attend(refined, kcm.anchor_query(anchors)) @ refined, expected)
+
+
+def test_position_embedding_repeats_over_concatenated_maps_and_refuses_other_sizes():
+    kcm = KCM(dim=6, attn_dim=4, positions=5, position_std=1.0).double()
+    pool = torch.randn(1, 10, 6, dtype=torch.double)  # two candidate maps (eq. 12)
+    query = kcm.anchor_query(torch.randn(3, 6, dtype=torch.double))
+    torch.testing.assert_close(
+        kcm.attend(pool, query), (query @ (pool + kcm.position.repeat(2, 1)).mT).softmax(-1)
+    )
+    with pytest.raises(ValueError, match=r"expects feature maps of 5 positions .*got 7"):
+        kcm(torch.randn(1, 7, 6, dtype=torch.double), torch.randn(3, 6, dtype=torch.double))

@@ -188,6 +188,7 @@ def test_defaults_are_the_papers_settings():
         (("full", "resnet18", 2), {"cycle_grad": "none"}, "cycle_grad must be one of"),
         (("full", "resnet18", 2), {"loss_weights": "market"}, "preset"),
         (("full", "resnet18", 2), {"margin": -1}, "margin"),
+        (("full", "resnet18", 2), {"key_position_std": -0.1}, "key_position_std must be non-neg"),
         (("full", "resnet18", 2), {"discrepancy_norm": "batch"}, "discrepancy_norm must be"),
         (("full", "resnet18", 2), {"preprocessing": 5}, "preprocessing"),
     ],
@@ -195,6 +196,16 @@ def test_defaults_are_the_papers_settings():
 def test_unknown_names_and_bad_options_are_refused(args, options, message):
     with pytest.raises(ValueError, match=message):
         build_model(*args, **options)
+
+
+def test_a_key_position_embedding_has_one_row_per_position_of_the_feature_map():
+    model = build_model("full", "resnet18", 2, key_position_std=1.0, **TINY)
+    assert model.kcm.position.shape == (4 * 2, 512)  # 64 x 32 at output stride 16
+    images, modalities, labels = tiny_batch()
+    losses = model.loss(model(images, modalities, labels), labels, modalities)
+    losses["loss"].backward()
+    assert model.kcm.position.grad.abs().sum() > 0
+    assert build_model("full", "resnet18", 2, **TINY).kcm.position is None
 
 
 def test_bad_batches_are_refused_with_clear_messages():

@@ -5,8 +5,10 @@ l2-normalised tokens:  F~ = softmax(norm(F^) norm(F^)^T / t4) F^  (t4 = 1 as pri
 Eq. 5 captures k patterns with anchors A (the pseudo anchors C, or the neutral features F_N in
 the cycle of eq. 11-12):  F' = softmax(s(A W_theta, F~ W_tau)) F~, with the scores
 s(q, v) = q v^T / sqrt(c) as printed (``capture_scores="dot"``) or cos(q, v) / t5
-(``"cosine"``). The temperatures and the cosine scores are options for the demo models
-(docs/paper-notes.md says why); their defaults are eq. 4-5 as printed.
+(``"cosine"``). With ``positions`` N > 0 a learnable position embedding E ``[N,D]`` is added
+to the candidates on the key side only: keys (F~ + E) W_tau, values F~. The temperatures, the
+cosine scores and E are options for the demo models (docs/paper-notes.md says why); their
+defaults are eq. 4-5 as printed.
 
 ``refine``, ``scores`` and ``capture`` are the literal equations (the reference path). The fast
 path, tested equal: ``anchor_query`` + ``attend`` compute eq. 5 from a query that several
@@ -46,6 +48,8 @@ class KCM(nn.Module):
         refine_temperature: float = 1.0,
         capture_scores: str = "dot",
         capture_temperature: float = 0.1,
+        positions: int = 0,
+        position_std: float = 0.0,
     ) -> None:
         super().__init__()
         if capture_scores not in CAPTURE_SCORES:
@@ -58,6 +62,9 @@ class KCM(nn.Module):
         self.capture_temperature = capture_temperature
         self.w_theta = nn.Linear(dim, self.attn_dim, bias=False)
         self.w_tau = nn.Linear(dim, self.attn_dim, bias=False)
+        self.position = None  # E [N, D]
+        if positions > 0:
+            self.position = nn.Parameter(torch.randn(positions, dim) * position_std)
         self._query_cache = ParameterCache()
 
     # -- reference path: the equations as printed ------------------------------------------
@@ -70,9 +77,26 @@ class KCM(nn.Module):
         """Eq. 4: ``F^ [B,N,D] -> F~ [B,N,D]``."""
         return self.token_weights(tokens) @ tokens
 
+    def position_keys(self, count: int) -> torch.Tensor:
+        """E repeated over ``count`` candidate tokens (eq. 12 concatenates whole maps):
+        ``[count,D]``."""
+        positions = len(self.position)
+        if count % positions:
+            raise ValueError(
+                f"KCM expects feature maps of {positions} positions (its position embedding), "
+                f"got {count} candidate tokens: the input size differs from the model's"
+            )
+        return self.position.repeat(count // positions, 1)
+
+    def keyed(self, refined: torch.Tensor) -> torch.Tensor:
+        """The key side of eq. 5's candidates: F~ + E, or F~ without a position embedding."""
+        if self.position is None:
+            return refined
+        return refined + self.position_keys(refined.shape[-2])
+
     def scores(self, refined: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
         """Eq. 5's scores s(A W_theta, F~ W_tau): ``F~ [B,N,D]``, ``A [(B,)k,D]`` -> ``[B,k,N]``."""
-        query, keys = self.w_theta(anchors), self.w_tau(refined)
+        query, keys = self.w_theta(anchors), self.w_tau(self.keyed(refined))
         if self.capture_scores == "cosine":
             query, keys = nnf.normalize(query, dim=-1), nnf.normalize(keys, dim=-1)
             return query @ keys.transpose(-1, -2) / self.capture_temperature
@@ -111,9 +135,9 @@ class KCM(nn.Module):
         """Eq. 5 weights from ``query = anchor_query(A)``: ``F~ [B,N,D]``, ``[(B,)k,·]`` ->
         ``[B,k,N]``."""
         if self.capture_scores == "cosine":
-            keys = nnf.normalize(self.w_tau(refined), dim=-1)
+            keys = nnf.normalize(self.w_tau(self.keyed(refined)), dim=-1)
             return (query @ keys.transpose(-1, -2)).softmax(dim=-1)
-        return (query @ refined.transpose(-1, -2)).softmax(dim=-1)
+        return (query @ self.keyed(refined).transpose(-1, -2)).softmax(dim=-1)
 
     def forward(self, tokens: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
         """Eq. 4 then eq. 5: ``tokens [B,N,D]``, ``anchors [B,k,D]`` or ``[k,D]`` -> ``[B,k,D]``.
@@ -125,5 +149,8 @@ class KCM(nn.Module):
         if self.capture_scores == "cosine":
             refined = S @ tokens
             return self.attend(refined, self.anchor_query(anchors)) @ refined
-        scores = (self.anchor_query(anchors) @ tokens.transpose(-1, -2)) @ S.transpose(-1, -2)
+        query = self.anchor_query(anchors)
+        scores = (query @ tokens.transpose(-1, -2)) @ S.transpose(-1, -2)
+        if self.position is not None:  # + q E^T, the keys' position term
+            scores = scores + query @ self.position_keys(tokens.shape[-2]).T
         return (scores.softmax(dim=-1) @ S) @ tokens

@@ -101,12 +101,19 @@ class ModelOptions:
         default=0.1,
         metadata=_help("temperature of eq. 5's cosine scores (with --capture-scores cosine)"),
     )
+    key_position_std: float = field(
+        default=0.0,
+        metadata=_help(
+            "initial standard deviation of a learnable position embedding added to eq. 5's keys "
+            "(0 = none, as printed)"
+        ),
+    )
     pretrained: bool = field(default=False, metadata=_help("start from ImageNet weights"))
 
     def __post_init__(self) -> None:
         # normalise first (frozen: through object.__setattr__), then check
         object.__setattr__(self, "loss_weights", as_loss_weights(self.loss_weights))
-        for name in ("margin", "refine_temperature", "capture_temperature"):
+        for name in ("margin", "refine_temperature", "capture_temperature", "key_position_std"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{name} must be a number, got {value!r}")
@@ -117,8 +124,9 @@ class ModelOptions:
             if not (name == "attn_dim" and self.attn_dim is None)
             and not _positive_int(getattr(self, name))
         ]
-        if self.margin < 0:
-            problems.append(f"margin must be non-negative, got {self.margin}")
+        for name in ("margin", "key_position_std"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be non-negative, got {getattr(self, name)}")
         for name in ("refine_temperature", "capture_temperature"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")

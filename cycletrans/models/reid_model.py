@@ -40,6 +40,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ from cycletrans.modality import INFRARED, MODALITIES, VISIBLE, modality_index
 from cycletrans.models.dmm import DMM, INIT_STD
 from cycletrans.models.kcm import KCM
 from cycletrans.models.options import ModelSpec
+from cycletrans.models.stages import Backbone
 from cycletrans.preprocessing import Preprocessing
 
 
@@ -94,6 +96,12 @@ class ModelOutput:
     recon_cross: torch.Tensor | None = None
 
 
+def feature_positions(backbone: Backbone, spec: ModelSpec) -> int:
+    """N = h * w, the positions of the backbone's map for the model's input size."""
+    stride, size = backbone.output_stride, spec.preprocessing
+    return math.ceil(size.height / stride) * math.ceil(size.width / stride)
+
+
 class ReIDModel(nn.Module):
     """The CycleTrans model and its ablations; build it with ``build_model``."""
 
@@ -111,6 +119,8 @@ class ReIDModel(nn.Module):
                 refine_temperature=opts.refine_temperature,
                 capture_scores=opts.capture_scores,
                 capture_temperature=opts.capture_temperature,
+                positions=feature_positions(backbone, spec) if opts.key_position_std else 0,
+                position_std=opts.key_position_std,
             )
             self.anchors = nn.Parameter(torch.randn(opts.num_anchors, d) * INIT_STD)  # C
         if row.head is not None:

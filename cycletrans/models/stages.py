@@ -22,6 +22,7 @@ class Backbone(nn.Module):
     """Base of the backbones: ``stages()`` in input order, ``last_stage``, ``freeze(count)``."""
 
     out_channels: int
+    output_stride: int = 16  # every backbone here: last stride 1
     frozen: int = 0
 
     def stages(self) -> list[nn.Module]:
