@@ -4,7 +4,8 @@ Reads the JSON written by ``python -m cycletrans evaluate --intra-modality --out
 each shipped model and prints two tables, Rank-1 / mAP in percent: the SYSU-MM01 protocol
 settings (infrared queries, visible gallery, mean over the trials), and retrieval over all test
 images within and across modalities (the modality gap). A line gives CycleTrans minus the
-baseline on the all-search single-shot setting. Then each reproduced ablation table found
+baseline on the all-search single-shot setting; the same retrieval table on a demo set of new
+people when ``<results>/new-people/`` holds its files. Then each reproduced ablation table found
 under ``<results>/ablation/`` (written by ``python -m cycletrans ablate``) next to the paper's
 numbers.
 
@@ -92,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{MODELS.get(last, last)} - {MODELS.get(first, first)}, all-search single-shot: "
         f"Rank-1 {100 * (b['r1'] - a['r1']):+.2f}, mAP {100 * (b['mAP'] - a['mAP']):+.2f}"
     )
+    new_people = {
+        name: json.loads((args.results / "new-people" / f"{name}.json").read_text())
+        for name in args.models
+        if (args.results / "new-people" / f"{name}.json").is_file()
+    }
+    if new_people:
+        print("\nA demo set of new people (`synth --seed 1`), all test images as gallery:\n")
+        print("\n".join(table(new_people, "intra_modality", GAP)))
     for path in sorted((args.results / "ablation").glob("table*.json")):
         print("\n" + "\n".join(ablation_table(path)))
     return 0

@@ -35,12 +35,12 @@ PREPROCESSING = {"height": 64, "width": 32, "mean": [0.5] * 3, "std": [0.5] * 3}
 VARIANTS = {BASELINE: "baseline", NOCYCLE: "dmm", CYCLETRANS: "full"}
 
 
-def tiny_model(variant: str, seed: int = 0) -> torch.nn.Module:
+def tiny_model(variant: str, seed: int = 0, backbone: str = "resnet18") -> torch.nn.Module:
     """A random-init tiny model with BatchNorm statistics of random images, in eval mode."""
     torch.manual_seed(seed)
     model = cycletrans.build_model(
         variant,
-        "resnet18",
+        backbone,
         num_classes=3,
         num_anchors=3,
         num_prototypes=8,

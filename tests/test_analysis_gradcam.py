@@ -83,6 +83,13 @@ def test_baseline_has_grad_cam_but_no_anchor_maps(images) -> None:
         anchor_maps(baseline, images[0], "infrared")
 
 
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "agw"])
+def test_grad_cam_reaches_the_last_stage_of_every_backbone(images, backbone) -> None:
+    model = tiny_model("full", backbone=backbone)
+    query_map, match_map = similarity_cam(model, images[0], images[1], "infrared")
+    assert query_map.shape == match_map.shape == (64, 32)  # hooks saw the forward pass
+
+
 def test_anchor_maps_one_per_anchor_at_input_size(full, images) -> None:
     maps, peak = anchor_maps(full, images[0], "visible")
     assert maps.shape == (3, 64, 32)

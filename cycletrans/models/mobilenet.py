@@ -100,10 +100,15 @@ class MobileNetV2Backbone(Backbone):
         depthwise.stride = (1, 1)
         self.features = features
         self.out_channels: int = features[-1].out_channels
+        # views of ``features`` that forward runs through (a plain list: not registered twice),
+        # so that hooks on a stage (Grad-CAM's) see the forward pass
+        self._stages = [features[a:b] for a, b in itertools.pairwise(STAGE_BOUNDS)]
 
     def stages(self) -> list[nn.Module]:
-        return [self.features[a:b] for a, b in itertools.pairwise(STAGE_BOUNDS)]
+        return self._stages
 
     def forward(self, images: torch.Tensor, modalities: torch.Tensor | None = None) -> torch.Tensor:
         """``images [B,3,H,W]`` -> ``F_I [B,1280,h,w]``; ``modalities`` is ignored."""
-        return self.features(images)
+        for stage in self._stages:
+            images = stage(images)
+        return images
