@@ -158,6 +158,7 @@ def test_config_is_json_serialisable_and_preprocessing_is_kept():
         "refine_temperature": 1.0,
         "capture_scores": "dot",
         "capture_temperature": 0.1,
+        "key_position_std": 0.0,
     }
     assert model.preprocessing == Preprocessing(64, 32)
     assert config["preprocessing"] == Preprocessing(64, 32).to_dict()
