@@ -1,7 +1,7 @@
 """Print what the app shows for the shipped demo models, as numbers: the issue's demo targets.
 
 Builds the app's analysis session (``analysis.session.build_session``: the demo test set and
-the three shipped checkpoints, or ``--checkpoint``/``--data-root`` as the app takes them) and
+the three shipped checkpoints, or another dataset with ``--data-root``) and
 prints, per model:
 
 - ``top-10 IR``: the share of ``--queries`` random infrared test queries (seeded, those with a
@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         "matched queries (Rank-10) | gap ratio | MMD |"
     )
     print("|---|---:|---:|---:|---:|")
+    draws = [session.random_query("infrared", seed=args.seed + i) for i in range(args.queries)]
     for name in session.model_names:
-        draws = [session.random_query("infrared", seed=args.seed + i) for i in range(args.queries)]
         hits = sum(
             (session.search(name, q, TOP_K).first_position or TOP_K + 1) <= TOP_K for q in draws
         )

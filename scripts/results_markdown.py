@@ -93,10 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{MODELS.get(last, last)} - {MODELS.get(first, first)}, all-search single-shot: "
         f"Rank-1 {100 * (b['r1'] - a['r1']):+.2f}, mAP {100 * (b['mAP'] - a['mAP']):+.2f}"
     )
+    new_people_files = {name: args.results / "new-people" / f"{name}.json" for name in args.models}
     new_people = {
-        name: json.loads((args.results / "new-people" / f"{name}.json").read_text())
-        for name in args.models
-        if (args.results / "new-people" / f"{name}.json").is_file()
+        name: json.loads(path.read_text())
+        for name, path in new_people_files.items()
+        if path.is_file()
     }
     if new_people:
         print("\nA demo set of new people (`synth --seed 1`), all test images as gallery:\n")
