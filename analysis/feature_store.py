@@ -34,8 +34,9 @@ from cycletrans.engine.inference import FeatureSet
 
 @dataclass(frozen=True)
 class DatasetSplit:
-    """A dataset's test split: ``protocol`` "sysu" (also the demo set) or "regdb"; ``key`` the
-    digest of everything its features depend on (module docstring)."""
+    """A dataset's test split: ``protocol`` "sysu" (also the demo set) or "regdb"; ``records``
+    visible images first, then infrared; ``key`` the digest of everything its features depend
+    on (module docstring)."""
 
     protocol: str
     root: Path
@@ -85,7 +86,10 @@ def load_split(
         root = Path(data_root).expanduser().resolve()
         protocol = dataset or detect_dataset(root)
         label = {"sysu": "SYSU-MM01", "regdb": f"RegDB (trial {trial})"}[protocol]
-    records = split_records(root, protocol, "test", trial=trial)
+    # visible images first, then infrared (each in the reader's order): each modality's
+    # features are then one block, and its subset (``analysis.retrieval.modality_halves``)
+    # a view, not a second copy of the features
+    records = sorted(split_records(root, protocol, "test", trial=trial), key=lambda r: r.modality)
     return DatasetSplit(
         protocol, Path(root), trial, label, records, split_key(protocol, Path(root), trial, records)
     )

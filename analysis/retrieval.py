@@ -31,7 +31,7 @@ import pandas as pd
 from analysis.failures import ranked_list
 from cycletrans.engine.inference import FeatureSet
 from cycletrans.evaluation import camera_location, pairwise_distance, rank_metrics
-from cycletrans.modality import modality_index, modality_name
+from cycletrans.modality import INFRARED, VISIBLE, modality_index, modality_name
 
 
 @dataclass
@@ -60,12 +60,9 @@ class SearchResult:
     no_match: str = ""
 
 
-def split_by_modality(
-    features: FeatureSet, query_modality: str | int
-) -> tuple[FeatureSet, FeatureSet]:
-    """``(queries, gallery)``: the images of ``query_modality`` and those of the other one."""
-    is_query = features.modalities == modality_index(query_modality)
-    return features.subset(is_query), features.subset(~is_query)
+def modality_halves(features: FeatureSet) -> dict[int, FeatureSet]:
+    """Modality code (``VISIBLE``, ``INFRARED``) -> the features of that modality's images."""
+    return {code: features.subset(features.modalities == code) for code in (VISIBLE, INFRARED)}
 
 
 def gallery_keep(query_cam: int | None, gallery_cams: np.ndarray, protocol: str) -> np.ndarray:
@@ -100,7 +97,7 @@ def search(
 
     Args:
         query_feature: ``[D]`` the query's retrieval feature.
-        gallery: the gallery's features and metadata (e.g. from :func:`split_by_modality`).
+        gallery: the gallery's features and metadata (e.g. from :func:`modality_halves`).
         top_k: rows of the returned ranking (fewer if the gallery is smaller).
         protocol: ``"sysu"`` or ``"regdb"`` (junk rule and CMC, see the module docstring).
         query_pid, query_cam: the query's identity and camera when known; the pid enables AP,
@@ -198,11 +195,20 @@ class CrossModality:
 
 
 def cross_modality(
-    features: FeatureSet, query_modality: str | int, metric: str = "euclidean"
+    features: FeatureSet,
+    query_modality: str | int,
+    metric: str = "euclidean",
+    halves: dict[int, FeatureSet] | None = None,
 ) -> CrossModality:
-    """Queries of ``query_modality`` against the other modality, with their distances."""
-    is_query = features.modalities == modality_index(query_modality)
-    queries, gallery = split_by_modality(features, query_modality)
+    """Queries of ``query_modality`` against the other modality, with their distances.
+
+    ``halves``: :func:`modality_halves` of ``features`` when already made, so that the two
+    directions share one copy of the features.
+    """
+    code = modality_index(query_modality)
+    halves = modality_halves(features) if halves is None else halves
+    other = INFRARED if code == VISIBLE else VISIBLE
+    queries, gallery = halves[code], halves[other]
     if len(queries.features) == 0 or len(gallery.features) == 0:
         raise ValueError(
             f"need images of both modalities, got {len(queries.features)} queries "
@@ -212,5 +218,5 @@ def cross_modality(
         queries,
         gallery,
         pairwise_distance(queries.features, gallery.features, metric),
-        np.flatnonzero(is_query),
+        np.flatnonzero(features.modalities == code),
     )

@@ -41,7 +41,13 @@ from analysis.feature_store import (
     load_split,
 )
 from analysis.modality_gap import ModalityGap, modality_gap
-from analysis.retrieval import CrossModality, SearchResult, cross_modality, search
+from analysis.retrieval import (
+    CrossModality,
+    SearchResult,
+    cross_modality,
+    modality_halves,
+    search,
+)
 from analysis.tsne import TSNECache
 from cycletrans.data.images import NO_IMAGE, ImageInputError, file_digest, load_image
 from cycletrans.data.records import ImageRecord
@@ -282,8 +288,14 @@ class Session:
         """Model ``name``'s test images of ``query_modality`` against the other modality, with
         their distance matrix (memoised)."""
         modality = modality_name(query_modality)
+        features = self.model(name).features
         return self.memo(
-            ("cross", name, modality), lambda: cross_modality(self.model(name).features, modality)
+            ("cross", name, modality),
+            lambda: cross_modality(
+                features,
+                modality,
+                halves=self.memo(("halves", name), lambda: modality_halves(features)),
+            ),
         )
 
     def cross_metrics(

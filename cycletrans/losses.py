@@ -166,9 +166,13 @@ def mmd_loss(
             f"{len(x_visible)} visible and {len(x_infrared)} infrared"
         )
     pooled = torch.cat([x_visible, x_infrared])
-    n = len(x_visible)
-    sq = torch.cdist(pooled, pooled).pow(2)  # [n+m, n+m]
-    N = len(pooled)
+    return mmd_of_distances(torch.cdist(pooled, pooled).pow(2), len(x_visible), kernel_sum)
+
+
+def mmd_of_distances(sq: torch.Tensor, n: int, kernel_sum: bool = False) -> torch.Tensor:
+    """Eq. 16 from the ``[N, N]`` squared distances of pooled samples, the first ``n`` visible
+    (:func:`mmd_loss`; for callers that have the distances already)."""
+    N = len(sq)
     base = (sq.detach().sum() / (N * (N - 1))).clamp_min(1e-12)
     kernels = torch.stack([torch.exp(-sq / (base * s)) for s in MMD_SCALES])
     kernel = kernels.sum(dim=0) if kernel_sum else kernels.mean(dim=0)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from analysis.modality_gap import GROUPS, gap_histogram, modality_gap
+from cycletrans.losses import mmd_loss
 
 SAME_MOD, CROSS, DIFFERENT = GROUPS
 # cycletrans.evaluation.pairwise_distance works in float32 through |a|^2 + |b|^2 - 2ab, so a
@@ -43,6 +44,27 @@ def test_pair_counts_and_exact_distances_on_a_simplex():
     assert gap.summary.loc[DIFFERENT, "mean"] == pytest.approx(expected.mean(), **TOL)
     assert gap.summary.loc[DIFFERENT, "median"] == pytest.approx(expected[0], **TOL)
     assert gap.ratio == pytest.approx(1.0, **TOL)
+
+
+def test_cosine_groups_and_mmd_equal_their_direct_definitions():
+    # modalities interleaved, features of mixed scale: each group holds exactly the
+    # 1 - cos of its pairs, and the MMD is eq. 16 (mmd_loss) of the l2-normalised features
+    rng = np.random.default_rng(3)
+    ids, modalities = np.repeat(np.arange(6), 5), np.tile([1, 0, 0, 1, 0], 6)
+    features = rng.normal(size=(30, 16)) * rng.uniform(0.5, 20.0, size=(30, 1))
+    gap = modality_gap(features, ids, modalities)
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    i, j = np.triu_indices(30, k=1)
+    cosine = 1.0 - (unit[i] * unit[j]).sum(axis=1)
+    same_id, same_mod = ids[i] == ids[j], modalities[i] == modalities[j]
+    for name, pairs in (
+        (SAME_MOD, same_id & same_mod),
+        (CROSS, same_id & ~same_mod),
+        (DIFFERENT, ~same_id),
+    ):
+        assert np.sort(gap.distances[name]) == pytest.approx(np.sort(cosine[pairs]), abs=1e-5)
+    visible, infrared = (torch.from_numpy(unit[modalities == m]) for m in (0, 1))
+    assert gap.mmd == pytest.approx(float(mmd_loss(visible, infrared)), rel=1e-4)
 
 
 def test_identical_modalities_give_zero_mmd_and_the_same_distances():

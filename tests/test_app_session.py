@@ -84,6 +84,20 @@ def test_features_are_cached_on_disk_and_reused(
         )
 
 
+def test_each_modality_of_the_test_features_is_held_once(context: Session) -> None:
+    # records are visible first, so each modality's half of a model's features (both search
+    # directions use them) is a view of the features, not another copy
+    modalities = context.modalities
+    assert (np.diff(modalities) >= 0).all()
+    assert set(modalities) == {0, 1}
+    for name in context.model_names:
+        features = context.model(name).features.features
+        for modality in ("infrared", "visible"):
+            cross = context.cross(name, modality)
+            for half in (cross.queries, cross.gallery):
+                assert np.shares_memory(half.features, features)
+
+
 def test_a_changed_checkpoint_gets_new_features(context: Session, tmp: Path) -> None:
     folder = tmp / "changed"
     path = folder / "full.safetensors"

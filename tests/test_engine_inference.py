@@ -62,6 +62,19 @@ def test_feature_set_round_trips_through_npz_and_rejects_a_foreign_file(records,
         FeatureSet.load(tmp_path / "other.npz")
 
 
+def test_a_contiguous_subset_shares_memory_and_any_other_is_a_copy(records):
+    feats = extract_features(_RecordingModel(), records[:6], progress=False)
+    run, scattered = np.arange(6) >= 2, np.array([True, False] * 3)
+    assert np.shares_memory(feats.subset(run).features, feats.features)
+    assert not np.shares_memory(feats.subset(scattered).features, feats.features)
+    for mask in (run, scattered, [1, 2, 3], [4, 0]):
+        expected = feats.features[mask]
+        np.testing.assert_array_equal(feats.subset(mask).features, expected)
+        np.testing.assert_array_equal(feats.subset(mask).paths, feats.paths[mask])
+    with pytest.raises(ValueError, match=r"expected a \[6\] mask, got \(5,\)"):
+        feats.subset(run[:5])
+
+
 def test_extracting_nothing_is_an_error():
     with pytest.raises(ValueError, match="at least one image record"):
         extract_features(_RecordingModel(), [], progress=False)

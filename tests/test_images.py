@@ -29,6 +29,7 @@ from PIL import Image
 from app.images import save_data_url, upload_image
 from cycletrans.data import images
 from cycletrans.data.images import (
+    MAX_DECODED_BYTES,
     MAX_PIXELS,
     DecodeBudget,
     ImageInputError,
@@ -36,16 +37,19 @@ from cycletrans.data.images import (
     load_image,
 )
 
+PNG_CHANNELS = {0: 1, 2: 3, 6: 4}  # PNG colour type (grey, RGB, RGBA) -> bytes per pixel
 
-def png_header_only(path: Path, width: int, height: int) -> Path:
-    """A PNG that declares ``width x height`` RGB pixels but holds a single row of data."""
+
+def png_header_only(path: Path, width: int, height: int, colour_type: int = 2) -> Path:
+    """A PNG that declares ``width x height`` pixels (RGB unless ``colour_type`` says grey, 0,
+    or RGBA, 6) but holds a single row of data."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    data = zlib.compress(b"\x00" + b"\x00" * 3 * min(width, 16))
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    data = zlib.compress(b"\x00" + b"\x00" * PNG_CHANNELS[colour_type] * min(width, 16))
     path.write_bytes(
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
     )
@@ -168,6 +172,25 @@ def test_every_decompression_bomb_gets_the_same_friendly_message(tmp_path: Path,
         f"safely (the limit is {MAX_PIXELS:,} pixels, a guard against "
         "decompression bombs); downscale it first"
     )
+
+
+def test_images_whose_pixels_take_too_many_bytes_are_refused_by_mode(tmp_path: Path) -> None:
+    # 25 M pixels: under the pixel limit; as RGBA they take 8 bytes each to decode and
+    # composite (191 MiB, over MAX_DECODED_BYTES), as RGB 4 (95 MiB) and as grey 1
+    assert MAX_PIXELS > 5000 * 5000
+    rgba = png_header_only(tmp_path / "rgba.png", 5000, 5000, colour_type=6)
+    with pytest.raises(ImageInputError) as refused:
+        load_image(rgba)
+    assert str(refused.value) == (
+        "rgba.png is 5000 x 5000 pixels of mode RGBA: decoding it takes 191 MiB, the limit "
+        f"is {MAX_DECODED_BYTES // 2**20} MiB; downscale it first"
+    )
+    for colour_type in (0, 2):  # past the size checks: decoded, and found truncated
+        path = png_header_only(tmp_path / f"type{colour_type}.png", 5000, 5000, colour_type)
+        with pytest.raises(ImageInputError, match="corrupt or truncated"):
+            load_image(path)
+    with pytest.raises(ImageInputError, match="the limit is 1 MiB"):
+        load_image(png_header_only(tmp_path / "small.png", 600, 600), max_decoded_bytes=2**20)
 
 
 def test_a_jpeg_counts_the_pixels_it_decodes_at_reduced_scale(tmp_path: Path) -> None:

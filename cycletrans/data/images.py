@@ -1,9 +1,11 @@
 """Untrusted image files (uploads) as RGB images, with bounded memory.
 
 :func:`load_image` reads the header first and refuses, before any pixel is decoded, files that
-are not images, too large on disk, too small, or with more than ``max_pixels`` pixels to decode
-(JPEGs count after decoding at reduced scale). Then, under a process-wide budget of decoded
-bytes (:data:`DECODE_BUDGET`, so concurrent requests wait instead of adding up), it decodes,
+are not images, too large on disk, too small, with more than ``max_pixels`` pixels to decode
+(JPEGs count after decoding at reduced scale), or whose full-size pixels would take more than
+``max_decoded_bytes`` (:func:`decoded_bytes`: 8 bytes per pixel for an RGBA image, 4 for RGB, 2
+for 16-bit, 1 for grey). Then, under a process-wide budget of decoded bytes
+(:data:`DECODE_BUDGET`, so concurrent requests wait instead of adding up), it decodes,
 downscales to ``max_side`` in the file's own mode, and only then converts to RGB:
 
 - RGBA / LA / palette with transparency: composited over black (transparent = no signal);
@@ -38,11 +40,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-MAX_PIXELS = 40_000_000  # most pixels decoded for one image (e.g. 8000 x 5000)
+MAX_PIXELS = 40_000_000  # most pixels decoded for one image (e.g. an 8000 x 5000 grey image)
 MAX_SIDE = 1024  # larger images are downscaled (person crops are a few hundred pixels high)
 MIN_SIDE = 8  # smaller is no picture of a person
 MAX_FILE_BYTES = 25 * 1024 * 1024
-DECODE_BUDGET = 2 * MAX_PIXELS * 4  # bytes of full-size pixels held at once, all threads
+MAX_DECODED_BYTES = 128 * 2**20  # full-size pixels of one image (RGB: 33 M pixels, RGBA: 16.7 M)
+DECODE_BUDGET = MAX_DECODED_BYTES  # bytes of full-size pixels held at once, all threads: the
+# app's server stays under 1.5 GB however many of the largest accepted images arrive at once
 NO_IMAGE = "no image given: upload an image or pick a test query"
 HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -125,7 +129,9 @@ def _short(error: BaseException, path: Path) -> str:
     return str(error).replace(str(path), path.name)
 
 
-def _open_checked(path: Path, max_pixels: int, max_side: int, min_side: int) -> Image.Image:
+def _open_checked(
+    path: Path, max_pixels: int, max_side: int, min_side: int, max_decoded_bytes: int
+) -> Image.Image:
     """Open ``path`` lazily (header only), set JPEG's reduced-scale decoding, check sizes."""
     try:
         image = Image.open(path)
@@ -153,6 +159,14 @@ def _open_checked(path: Path, max_pixels: int, max_side: int, min_side: int) -> 
     if image.size[0] * image.size[1] > max_pixels:
         image.close()
         raise _too_many_pixels(path.name, width * height, max_pixels)
+    needed = decoded_bytes(image.mode, image.size)
+    if needed > max_decoded_bytes:
+        image.close()
+        raise ImageInputError(
+            f"{path.name} is {width} x {height} pixels of mode {image.mode}: decoding it takes "
+            f"{needed / 2**20:.0f} MiB, the limit is {max_decoded_bytes / 2**20:.0f} MiB; "
+            "downscale it first"
+        )
     return image
 
 
@@ -193,6 +207,7 @@ def load_image(
     max_side: int = MAX_SIDE,
     min_side: int = MIN_SIDE,
     max_bytes: int = MAX_FILE_BYTES,
+    max_decoded_bytes: int = MAX_DECODED_BYTES,
 ) -> Image.Image:
     """Read an untrusted image file as an RGB PIL image (module docstring for the rules).
 
@@ -202,6 +217,8 @@ def load_image(
         max_side: downscale images with a longer side (aspect ratio kept).
         min_side: refuse images with a shorter side.
         max_bytes: refuse larger files.
+        max_decoded_bytes: refuse images whose full-size pixels take more memory
+            (:func:`decoded_bytes`).
 
     Raises:
         ImageInputError: no file, not an image, corrupt, too many pixels or too small.
@@ -218,7 +235,7 @@ def load_image(
         raise ImageInputError(
             f"{path.name} is {size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB"
         )
-    source = _open_checked(path, max_pixels, max_side, min_side)
+    source = _open_checked(path, max_pixels, max_side, min_side, max_decoded_bytes)
     try:
         with BUDGET.reserve(decoded_bytes(source.mode, source.size)):
             source.seek(0)

@@ -49,8 +49,19 @@ class FeatureSet:
             )
 
     def subset(self, mask: np.ndarray) -> FeatureSet:
-        """The images where ``mask`` ([N] bool) is True (or at the given indices)."""
-        return FeatureSet(**{k: getattr(self, k)[mask] for k in NPZ_KEYS})
+        """The images where ``mask`` ([N] bool) is True (or at the given indices).
+
+        When they form one contiguous run (e.g. one modality of features stored modality by
+        modality) the arrays are views of this set's, not copies.
+        """
+        index = np.asarray(mask)
+        if index.dtype == bool:
+            if index.shape != (len(self.features),):
+                raise ValueError(f"expected a [{len(self.features)}] mask, got {index.shape}")
+            index = np.flatnonzero(index)
+        if len(index) and (np.diff(index) == 1).all():
+            index = slice(int(index[0]), int(index[-1]) + 1)
+        return FeatureSet(**{k: getattr(self, k)[index] for k in NPZ_KEYS})
 
     def save(self, path: str | Path) -> Path:
         """Write the arrays (keys :data:`NPZ_KEYS`) as an ``.npz`` archive at exactly ``path``,
