@@ -6,6 +6,9 @@ For each checkpoint with KCM, on ``--queries`` test images (seeded pick, both mo
   1.0 means eq. 4 made every token the same);
 - ``F' cos mean``: the mean cosine between two of the k patterns of eq. 5 (1.0 = copies);
 - ``F_N cos mean``: the same for the neutral features of DMM (eq. 7; rows with a head);
+- ``A W_theta cos``: the mean cosine between two anchors' projected queries of eq. 5 (image
+  independent; 1.0 = every anchor asks the same question, so the k maps are one map);
+- ``map cos``: the mean cosine between two anchors' eq. 5 attention maps over the positions;
 - ``peak``: the largest eq. 5 anchor weight x the number of positions (1.0 = uniform
   attention; the Attention tab's number), mean over images.
 
@@ -46,7 +49,7 @@ def mean_offdiagonal_cos(rows: torch.Tensor, reduce: str) -> torch.Tensor:
 def diagnose(
     model: cycletrans.models.ReIDModel, images: torch.Tensor, modalities: torch.Tensor
 ) -> dict[str, float]:
-    """``F~ cos min``, ``F' cos mean`` and ``peak`` over a batch (see the module docstring)."""
+    """The module docstring's statistics over a batch."""
     F_I = model.backbone(images, modalities)
     refined = model.kcm.refine(F_I.flatten(2).transpose(1, 2))  # F~, eq. 4
     weights = model.kcm.attention(refined, model.anchors)  # [B, k, N], eq. 5
@@ -57,7 +60,13 @@ def diagnose(
     }
     if model.head is not None:
         stats["F_N cos mean"] = float(mean_offdiagonal_cos(model.head(patterns), "mean").mean())
-    return {**stats, "peak": float(attention_peak(weights).mean())}
+    queries = model.kcm.w_theta(model.anchors)[None]  # A W_theta [1, k, c]
+    return {
+        **stats,
+        "A W_theta cos": float(mean_offdiagonal_cos(queries, "mean").mean()),
+        "map cos": float(mean_offdiagonal_cos(weights, "mean").mean()),
+        "peak": float(attention_peak(weights).mean()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

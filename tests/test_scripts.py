@@ -149,7 +149,16 @@ def test_kcm_diagnostics_report_each_kcm_model_and_skip_the_baseline(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[1].endswith("no KCM (baseline), skipped")
     stats = dict(part.rsplit(" ", 1) for part in lines[2].split(": ", 1)[1].split(", "))
-    assert set(stats) == {"F~ cos min", "F' cos mean", "F_N cos mean", "peak"}
+    assert set(stats) == {
+        "F~ cos min",
+        "F' cos mean",
+        "F_N cos mean",
+        "A W_theta cos",
+        "map cos",
+        "peak",
+    }
+    for name in ("A W_theta cos", "map cos"):
+        assert -1.0 <= float(stats[name]) <= 1.0
     assert -1.0 <= float(stats["F~ cos min"]) <= 1.0
     assert float(stats["peak"]) >= 1.0
 

@@ -281,7 +281,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         choices=PRESETS,
         default=None,
         help="recipe: sysu / regdb (paper, ResNet-50 at 384x192, 140 epochs) or "
-        "demo (synthetic set, slim ResNet-18 at 128x64, minutes on a CPU); "
+        "demo (synthetic set, MobileNetV2 from ImageNet weights at 128x64, first two "
+        "stages frozen, 400 steps: about 10 minutes a model on 2 CPU cores); "
         "required unless --resume",
     )
     parser.add_argument(
