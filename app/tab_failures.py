@@ -150,6 +150,13 @@ class FailuresTab:
     tables: list[gr.Dataframe]
 
 
+def query_table(value: pd.DataFrame, title: str, elem_id: str) -> gr.Dataframe:
+    """A read-only table of queries whose rows open in the Retrieval and Attention tabs."""
+    return gr.Dataframe(
+        value, label=f"{title} ({OPENS})", interactive=False, wrap=True, elem_id=elem_id
+    )
+
+
 def build(session: Session, media: Media) -> FailuresTab:
     """Lay out the tab (showing CycleTrans's worst infrared queries) and wire its inputs."""
     default = failures(session, media, CYCLETRANS, "infrared", [], DEFAULT_COUNT)
@@ -166,13 +173,7 @@ def build(session: Session, media: Media) -> FailuresTab:
         count = gr.Slider(1, MAX_COUNT, value=DEFAULT_COUNT, step=1, label="Worst queries")
         button = gr.Button("Find failures", variant="primary", elem_id="failures-button")
     summary = gr.Markdown(default[4], elem_id="failures-summary")
-    worst = gr.Dataframe(
-        default[0],
-        label=f"Worst queries by AP ({OPENS})",
-        interactive=False,
-        wrap=True,
-        elem_id="worst-table",
-    )
+    worst = query_table(default[0], "Worst queries by AP", "worst-table")
     ranked = gr.Gallery(
         default[1],
         label="The worst query and its ranked list",
@@ -181,20 +182,8 @@ def build(session: Session, media: Media) -> FailuresTab:
         object_fit="contain",
         elem_classes=["ranked"],
     )
-    fixed = gr.Dataframe(
-        default[2],
-        label=f"Fixed by {CYCLETRANS} vs {BASELINE} ({OPENS})",
-        interactive=False,
-        wrap=True,
-        elem_id="fixed-table",
-    )
-    broken = gr.Dataframe(
-        default[3],
-        label=f"Broken by {CYCLETRANS} vs {BASELINE} ({OPENS})",
-        interactive=False,
-        wrap=True,
-        elem_id="broken-table",
-    )
+    fixed = query_table(default[2], f"Fixed by {CYCLETRANS} vs {BASELINE}", "fixed-table")
+    broken = query_table(default[3], f"Broken by {CYCLETRANS} vs {BASELINE}", "broken-table")
     inputs = [model, modality, cameras, count]
     outputs = [worst, ranked, fixed, broken, summary]
     handler = functools.partial(failures, session, media)
