@@ -9,6 +9,8 @@ For each checkpoint with KCM, on ``--queries`` test images (seeded pick, both mo
 - ``A W_theta cos``: the mean cosine between two anchors' projected queries of eq. 5 (image
   independent; 1.0 = every anchor asks the same question, so the k maps are one map);
 - ``map cos``: the mean cosine between two anchors' eq. 5 attention maps over the positions;
+- ``map cos across images``: the mean cosine between one anchor's maps of two images (1.0 = the
+  map ignores the image: a fixed position, not a captured pattern);
 - ``peak``: the largest eq. 5 anchor weight x the number of positions (1.0 = uniform
   attention; the Attention tab's number), mean over images.
 
@@ -61,10 +63,12 @@ def diagnose(
     if model.head is not None:
         stats["F_N cos mean"] = float(mean_offdiagonal_cos(model.head(patterns), "mean").mean())
     queries = model.kcm.w_theta(model.anchors)[None]  # A W_theta [1, k, c]
+    per_anchor = weights.transpose(0, 1)  # [k, B, N]: one anchor's maps of the B images
     return {
         **stats,
         "A W_theta cos": float(mean_offdiagonal_cos(queries, "mean").mean()),
         "map cos": float(mean_offdiagonal_cos(weights, "mean").mean()),
+        "map cos across images": float(mean_offdiagonal_cos(per_anchor, "mean").mean()),
         "peak": float(attention_peak(weights).mean()),
     }
 
@@ -82,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     test = SYSUMM01(args.data_root or demo_data_root()).test
-    if not 1 <= args.queries <= len(test):
-        parser.error(f"--queries must be in 1..{len(test)}, got {args.queries}")
+    if not 2 <= args.queries <= len(test):
+        parser.error(f"--queries must be in 2..{len(test)}, got {args.queries}")
     picks = np.random.default_rng(args.seed).choice(len(test), args.queries, replace=False)
     print(f"{args.queries} test images (seed {args.seed})")
     for path in args.checkpoints:

@@ -155,9 +155,10 @@ def test_kcm_diagnostics_report_each_kcm_model_and_skip_the_baseline(tmp_path):
         "F_N cos mean",
         "A W_theta cos",
         "map cos",
+        "map cos across images",
         "peak",
     }
-    for name in ("A W_theta cos", "map cos"):
+    for name in ("A W_theta cos", "map cos", "map cos across images"):
         assert -1.0 <= float(stats[name]) <= 1.0
     assert -1.0 <= float(stats["F~ cos min"]) <= 1.0
     assert float(stats["peak"]) >= 1.0
