@@ -221,7 +221,8 @@ def load_image(
             (:func:`decoded_bytes`).
 
     Raises:
-        ImageInputError: no file, not an image, corrupt, too many pixels or too small.
+        ImageInputError: no file, not an image, corrupt, too small, or too many pixels or
+            bytes to decode.
     """
     if path is None or str(path) == "":
         raise ImageInputError(NO_IMAGE)
