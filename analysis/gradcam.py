@@ -154,11 +154,22 @@ class AnchorMaps(NamedTuple):
     ``maps [k, H, W]``: each anchor's weights upsampled to the input size and min-max scaled
     for display (which makes even a nearly uniform map look contrasted); ``peak``: the largest
     weight times the number of feature-map positions, 1.0 for perfectly uniform attention and
-    h * w for an anchor that looks at one position only.
+    h * w for an anchor that looks at one position only; ``agreement``: the mean cosine between
+    two anchors' weights (1.0: the k maps are one map; NaN for a single anchor).
     """
 
     maps: np.ndarray
     peak: float
+    agreement: float
+
+
+def offdiagonal_cosine(rows: torch.Tensor, reduce: str = "mean") -> torch.Tensor:
+    """Cosines between the n rows of each ``[B, n, d]`` item, off the diagonal: ``[B]``, their
+    mean or (``reduce="min"``) their minimum; 1.0 when the rows are copies of one another."""
+    normed = nnf.normalize(rows, dim=-1)
+    off = ~torch.eye(rows.shape[1], dtype=torch.bool, device=rows.device)
+    values = (normed @ normed.transpose(1, 2))[:, off]
+    return values.min(dim=1).values if reduce == "min" else values.mean(dim=1)
 
 
 def attention_peak(weights: torch.Tensor) -> torch.Tensor:
@@ -179,10 +190,12 @@ def anchor_maps(model: nn.Module, image: Image.Image, modality: str | int) -> An
     images = image_tensor(model, image)
     weights = model.anchor_attention(images, modality).float()  # [1, k, h, w], eq. 5
     peak = float(attention_peak(weights)[0])
+    agreement = float(offdiagonal_cosine(weights.flatten(2))[0])
     upsampled = nnf.interpolate(
         weights, size=images.shape[2:], mode="bilinear", align_corners=False
     )[0]
-    return AnchorMaps(np.stack([normalise_map(m) for m in upsampled.cpu().numpy()]), peak)
+    maps = np.stack([normalise_map(m) for m in upsampled.cpu().numpy()])
+    return AnchorMaps(maps, peak, agreement)
 
 
 def overlay(image: np.ndarray | Image.Image, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:

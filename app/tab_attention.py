@@ -6,7 +6,8 @@ image at rank ``match_rank`` of ``model``'s ranking for the query (the Retrieval
 Outputs: a gallery with, for each model, the query and the match with their Grad-CAM heatmaps
 (``analysis.gradcam.similarity_cam``), drawn large on the images, a flat map (no positive
 evidence: zero gradient) said so in its caption; a gallery of the k anchor maps of each model
-with KCM; a summary (the match, each model's cosine similarity of the pair, flat maps).
+with KCM; a summary (the match, each model's cosine similarity of the pair, flat maps, how
+much the anchors' maps agree).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from app.images import upload_image
 MAX_RANK = 50
 VIEW_HEIGHT = 256  # pixels of the drawn maps (the models see 128 x 64 in the demo)
 FLAT = "flat map: no positive evidence (zero gradient)"
+ONE_MAP = 0.99  # anchors' agreement from which their maps are called one map
 # jet, as pytorch_grad_cam draws the maps: low (blue) to high (red)
 COLOUR_BAR = (
     "<div style='max-width:420px'><div style='height:14px;border-radius:3px;background:"
@@ -58,7 +60,8 @@ def explain(
         raise ValueError(f"the ranking has only {len(ranking)} images, asked for rank {rank}")
     match_row = ranking.iloc[rank - 1]
     match_query = session.test_query(session.path_index[match_row["path"]])
-    cams, anchors, similarities, peaks, flat = [], [], [], [], []
+    cams, anchors, similarities, flat = [], [], [], []
+    peaks, agreements, one_map = [], [], []  # of the models with KCM
     for name, entry in session.models.items():
         with entry.lock:
             maps = similarity_cam(
@@ -72,6 +75,9 @@ def explain(
                     for i, m in enumerate(attention.maps)
                 ]
                 peaks.append(f"{name} {attention.peak:.3f}")
+                agreements.append(f"{name} {attention.agreement:.4f}")
+                if attention.agreement >= ONE_MAP:
+                    one_map.append(name)
         for role, shown, heatmap in (
             ("query", query.image, maps[0]),
             ("match", match_query.image, maps[1]),
@@ -96,12 +102,21 @@ def explain(
             f"**Flat maps** ({', '.join(flat)}): the similarity has no positive "
             "gradient at the last stage there, so Grad-CAM finds no evidence."
         )
-    lines.append(
-        f"**Anchor attention peak** (largest eq. 5 weight x positions; 1 = uniform, "
-        f"the maps are contrast-stretched): {' · '.join(peaks)}"
-        if anchors
-        else "_No model with pseudo anchors (KCM) is loaded._"
-    )
+    if anchors:
+        lines += [
+            f"**Anchor attention peak** (largest eq. 5 weight x positions; 1 = uniform, "
+            f"the maps are contrast-stretched): {' · '.join(peaks)}",
+            "**Agreement between the anchors' maps** (mean cosine of two anchors' weights; "
+            f"1 = the maps are one map): {' · '.join(agreements)}",
+        ]
+        if one_map:
+            lines.append(
+                f"**One map:** the anchors of {' and '.join(one_map)} all look at the same place "
+                "(their KCM patterns collapsed into one: the README's results, 'What this shows, "
+                "plainly'), so the anchor rows repeat one map."
+            )
+    else:
+        lines.append("_No model with pseudo anchors (KCM) is loaded._")
     if query.warning:
         lines.insert(0, f"**⚠ {query.warning}**")
     return cams, anchors, "  \n".join(lines)

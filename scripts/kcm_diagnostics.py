@@ -28,23 +28,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as nnf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cycletrans
-from analysis.gradcam import attention_peak
+from analysis.gradcam import attention_peak, offdiagonal_cosine
 from cycletrans.data import SYSUMM01, ReIDDataset, build_transforms
 from cycletrans.engine.data import demo_data_root
-
-
-def mean_offdiagonal_cos(rows: torch.Tensor, reduce: str) -> torch.Tensor:
-    """Cosines between the rows of ``[B, n, d]``, off the diagonal: per-image min or mean."""
-    normed = nnf.normalize(rows, dim=-1)
-    cos = normed @ normed.transpose(1, 2)
-    off = ~torch.eye(rows.shape[1], dtype=torch.bool)
-    values = cos[:, off]
-    return values.min(dim=1).values if reduce == "min" else values.mean(dim=1)
 
 
 @torch.no_grad()
@@ -57,18 +47,18 @@ def diagnose(
     weights = model.kcm.attention(refined, model.anchors)  # [B, k, N], eq. 5
     patterns = weights @ refined  # F'
     stats = {
-        "F~ cos min": float(mean_offdiagonal_cos(refined, "min").mean()),
-        "F' cos mean": float(mean_offdiagonal_cos(patterns, "mean").mean()),
+        "F~ cos min": float(offdiagonal_cosine(refined, "min").mean()),
+        "F' cos mean": float(offdiagonal_cosine(patterns, "mean").mean()),
     }
     if model.head is not None:
-        stats["F_N cos mean"] = float(mean_offdiagonal_cos(model.head(patterns), "mean").mean())
+        stats["F_N cos mean"] = float(offdiagonal_cosine(model.head(patterns), "mean").mean())
     queries = model.kcm.w_theta(model.anchors)[None]  # A W_theta [1, k, c]
     per_anchor = weights.transpose(0, 1)  # [k, B, N]: one anchor's maps of the B images
     return {
         **stats,
-        "A W_theta cos": float(mean_offdiagonal_cos(queries, "mean").mean()),
-        "map cos": float(mean_offdiagonal_cos(weights, "mean").mean()),
-        "map cos across images": float(mean_offdiagonal_cos(per_anchor, "mean").mean()),
+        "A W_theta cos": float(offdiagonal_cosine(queries, "mean").mean()),
+        "map cos": float(offdiagonal_cosine(weights, "mean").mean()),
+        "map cos across images": float(offdiagonal_cosine(per_anchor, "mean").mean()),
         "peak": float(attention_peak(weights).mean()),
     }
 

@@ -91,7 +91,7 @@ def test_grad_cam_reaches_the_last_stage_of_every_backbone(images, backbone) -> 
 
 
 def test_anchor_maps_one_per_anchor_at_input_size(full, images) -> None:
-    maps, peak = anchor_maps(full, images[0], "visible")
+    maps, peak, _ = anchor_maps(full, images[0], "visible")
     assert maps.shape == (3, 64, 32)
     assert maps.min() >= 0.0
     assert maps.max() <= 1.0
@@ -111,6 +111,20 @@ def test_anchor_peak_is_one_for_uniform_attention_and_grows_with_focus(full, ima
         full.anchors.copy_(anchors)
     assert uniform == pytest.approx(1.0, abs=1e-5)
     assert focused > 2.0
+
+
+def test_anchor_agreement_is_one_for_copied_anchors_and_lower_for_distinct_ones(
+    full, images
+) -> None:
+    anchors = full.anchors.detach().clone()
+    with torch.no_grad():
+        full.anchors.copy_(anchors[:1].expand_as(anchors) * 1e3)  # one anchor, three times
+        copies = anchor_maps(full, images[0], "visible").agreement
+        full.anchors.copy_(anchors * 1e3)  # three random anchors, sharp maps
+        distinct = anchor_maps(full, images[0], "visible").agreement
+        full.anchors.copy_(anchors)
+    assert copies == pytest.approx(1.0, abs=1e-5)
+    assert distinct < 0.99
 
 
 def test_bad_inputs_are_refused(full, images) -> None:

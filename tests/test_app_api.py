@@ -10,6 +10,7 @@ paths are checked here.
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -186,6 +187,14 @@ def test_explain_gives_grad_cam_for_every_model_and_the_anchor_maps(
     assert "rank 2" in summary
     assert "Anchor attention peak" in summary
     assert ("Flat maps" in summary) == any("flat map" in c for c in captions)
+    agreement = re.search(r"one map\): (.*)", summary).group(1).split("\n")[0]
+    values = {
+        name: float(value)
+        for name, value in (part.rsplit(" ", 1) for part in agreement.strip().split(" · "))
+    }
+    assert set(values) == {NOCYCLE, CYCLETRANS}
+    collapsed = [name for name, value in values.items() if value >= 0.99]
+    assert ("**One map:**" in summary) == bool(collapsed)
 
 
 def test_tsne_gives_a_plot_per_model_and_the_gap_table(client: Client) -> None:
