@@ -32,20 +32,27 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def memory_gb() -> tuple[float, float]:
-    """``(VmRSS, VmHWM)`` of this process in GB."""
+def memory_gb(pid: int | str = "self") -> tuple[float, float]:
+    """``(VmRSS, VmHWM)`` of process ``pid`` (default this one) in GB."""
     fields = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         name, _, value = line.partition(":")
         if name in ("VmRSS", "VmHWM"):
             fields[name] = int(value.split()[0]) / 2**20
+    if len(fields) < 2:
+        raise RuntimeError(f"no VmRSS and VmHWM in /proc/{pid}/status")
     return fields["VmRSS"], fields["VmHWM"]
+
+
+def reset_peak(pid: int | str = "self") -> None:
+    """Reset process ``pid``'s VmHWM to its current resident memory (Linux)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def step(name: str, work: Callable[[], object]) -> object:
     """Run ``work``, print the memory after it and the peak during it; returns its result."""
     before = memory_gb()[0]
-    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := current RSS
+    reset_peak()
     start = time.perf_counter()
     result = work()
     rss, peak = memory_gb()

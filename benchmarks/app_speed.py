@@ -59,6 +59,7 @@ from analysis.session import (  # noqa: E402
     DEMO_TRAIN_HINT,
     NOCYCLE,
 )
+from benchmarks.app_memory import memory_gb, reset_peak  # noqa: E402
 from cycletrans.data.images import MAX_DECODED_BYTES, decoded_bytes  # noqa: E402
 
 CONCURRENT = 20
@@ -170,17 +171,11 @@ class App:
             except OSError:
                 time.sleep(0.2)
 
-    def peak_gb(self) -> float:
-        """The server's peak memory (VmHWM) since it started or since the last reset."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**20
-        raise RuntimeError("no VmHWM in /proc status")
-
     def phase_peak(self) -> float:
-        """:meth:`peak_gb`, then reset to the current memory so the next phase has its own."""
-        peak = self.peak_gb()
-        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+        """The server's peak memory (VmHWM, GB) since it started or since the last call; then
+        reset to the current memory so the next phase has its own."""
+        peak = memory_gb(self.process.pid)[1]
+        reset_peak(self.process.pid)
         return peak
 
     def stop(self) -> None:
